@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 venv=.venv
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null || python=python3
-stamp="$venv/.installed-$(cat requirements.txt requirements-retinanet.txt | sha256sum | cut -c1-16)"
+stamp="$venv/.installed-$(cat requirements.txt requirements-retinanet.txt pyproject.toml | sha256sum | cut -c1-16)"
 if [ -e "$stamp" ]; then
     exit 0
 fi
@@ -17,5 +17,7 @@ fi
 # declared opencv-python requirement would pull a second cv2 build.
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation --no-cache-dir \
     -r requirements-retinanet.txt
+# The stages as `python -m detflow.<stage>` in the activated environment.
+"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
 rm -f "$venv"/.installed-*
 touch "$stamp"

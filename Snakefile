@@ -1,0 +1,33 @@
+# From raw videos of hand gestures to a trained RetinaNet detector and its
+# annotated predictions. Settings: config.yaml. Stages: rules/*.smk, whose
+# logic lives in workflow/detflow/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+include: "rules/frames.smk"
+include: "rules/labelling.smk"
+include: "rules/dataset.smk"
+include: "rules/splits.smk"
+include: "rules/train.smk"
+include: "rules/best_snapshot.smk"
+include: "rules/convert.smk"
+include: "rules/predict.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+include: "rules/prelabel.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,1 @@
+# Rules of the best_snapshot stage: see workflow/detflow/best_snapshot.py.

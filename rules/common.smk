@@ -1,0 +1,106 @@
+# Helpers and input functions of the workflow. Rules only call these.
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+PACKAGE_ROOT = Path(workflow.basedir) / "workflow"
+sys.path.insert(0, str(PACKAGE_ROOT))
+# Jobs (local, SLURM or in a conda env) run the stages as `python -m detflow.<stage>`.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
+
+from detflow.cli import InputError
+from detflow.config import validate_config
+from detflow.videos import discover_videos
+
+try:
+    validate_config(config)
+except InputError as error:
+    raise WorkflowError(f"invalid configuration: {error}")
+
+
+wildcard_constraints:
+    video=r"[^/]+",
+    split=r"train|val|test",
+
+
+DEMO = config["videos"]["dir"] is None
+
+
+def demo_video_ids():
+    return [f"demo_{index:02d}" for index in range(config["demo"]["videos"])]
+
+
+def find_videos():
+    if DEMO:
+        return {video: [f"results/demo/videos/{video}.mp4"] for video in demo_video_ids()}
+    try:
+        return discover_videos(config["videos"]["dir"], config["videos"]["extensions"])
+    except InputError as error:
+        raise WorkflowError(str(error))
+
+
+VIDEOS = find_videos()
+
+
+def stage_code(*modules):
+    """The source files of a stage, as inputs: editing a stage's code reruns its jobs."""
+    return [str(PACKAGE_ROOT / "detflow" / f"{module}.py") for module in ("cli",) + modules]
+
+
+def cli_options(settings):
+    """Config values as command-line options: {"every_nth": 2} -> --every-nth 2."""
+    options = []
+    for key, value in settings.items():
+        if isinstance(value, bool):
+            value = str(value).lower()
+        elif value is None:
+            value = "none"
+        elif isinstance(value, (list, tuple)):
+            value = ",".join(str(item) for item in value)
+        options.append(f"--{key.replace('_', '-')} {shlex.quote(str(value))}")
+    return " ".join(options)
+
+
+def video_files(wildcards):
+    """Every file with this video id: more than one is refused by the extraction job."""
+    return VIDEOS[wildcards.video]
+
+
+def all_frame_dirs():
+    return expand("results/frames/{video}", video=sorted(VIDEOS))
+
+
+def all_manifests():
+    return expand("results/frames/{video}.csv", video=sorted(VIDEOS))
+
+
+def all_selections():
+    return expand("results/labelling/selected/{video}.csv", video=sorted(VIDEOS))
+
+
+def annotations_dir():
+    return "results/demo/annotations" if DEMO else config["annotations"]["dir"]
+
+
+def annotation_files(wildcards):
+    """The demo's generated labels, or every XML in the person's annotations folder."""
+    if DEMO:
+        return "results/demo/annotations"
+    return sorted(str(path) for path in Path(annotations_dir()).glob("*.xml"))
+
+
+def final_outputs():
+    return [
+        "results/labelling/labelimg.txt",
+        "results/voc/splits.json",
+        "results/model/best.json",
+        "results/model/inference.h5",
+        *expand("results/evaluation/{split}/metrics.json", split=config["predict"]["splits"]),
+        *expand("results/predictions/{split}/detections.csv", split=config["predict"]["splits"]),
+        *expand("results/predictions/videos/{video}.mp4", video=sorted(VIDEOS)),
+        "results/report/training_curves.png",
+        "results/summary.txt",
+    ]

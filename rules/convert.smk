@@ -1,0 +1,1 @@
+# Rules of the convert stage: see workflow/detflow/convert.py.

@@ -1,0 +1,1 @@
+# Rules of the demo stage: see workflow/detflow/demo.py.

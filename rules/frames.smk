@@ -1,0 +1,1 @@
+# Rules of the frames stage: see workflow/detflow/frames.py.

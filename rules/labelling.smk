@@ -1,0 +1,1 @@
+# Rules of the labelling stage: see workflow/detflow/labelling.py.

@@ -1,0 +1,1 @@
+# Rules of the predict stage: see workflow/detflow/predict.py.

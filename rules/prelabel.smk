@@ -1,0 +1,1 @@
+# Rules of the prelabel stage: see workflow/detflow/prelabel.py.

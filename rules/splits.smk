@@ -1,0 +1,1 @@
+# Rules of the splits stage: see workflow/detflow/splits.py.
