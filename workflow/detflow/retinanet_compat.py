@@ -1,0 +1,117 @@
+"""The one place where keras-retinanet 1.0.0 is adapted to TensorFlow 2.21.
+
+Import this module before TensorFlow, keras_resnet or keras_retinanet in any
+process that builds or loads a model (see ../../../shared/STACK.md):
+
+1. ``TF_USE_LEGACY_KERAS=1`` makes ``tensorflow.keras`` the Keras 2 API
+   (tf_keras) that keras-retinanet was written for;
+2. keras-resnet does ``import keras``, which would be Keras 3 and cannot mix
+   with tf_keras layers, so tf_keras is registered as ``keras``.
+
+It also builds a backbone's RetinaNet with a chosen FPN/head width through the
+library's own ``submodels`` and ``create_pyramid_features`` arguments, and sets
+up the device (GPU with memory growth when visible, else CPU). Nothing here
+copies or edits library code.
+"""
+import functools
+import logging
+import os
+import sys
+import types
+
+log = logging.getLogger(__name__)
+
+LIBRARY_FEATURE_SIZE = 256  # keras-retinanet's FPN and head width
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ info lines drown the training log
+
+import tf_keras  # noqa: E402
+
+# Alias the package and its public submodules, so `import keras.layers` finds
+# tf_keras's own modules instead of loading second copies of them.
+sys.modules["keras"] = tf_keras
+for _name, _module in vars(tf_keras).items():
+    if isinstance(_module, types.ModuleType) and not _name.startswith("_"):
+        sys.modules[f"keras.{_name}"] = _module
+
+import tensorflow as tf  # noqa: E402
+
+# TensorFlow reads TF_USE_LEGACY_KERAS when tf.keras is first used: too late if that already happened.
+if tf.keras.Model is not tf_keras.Model:
+    raise ImportError("tf.keras was used before detflow.retinanet_compat was imported; import it first")
+from keras_retinanet import models  # noqa: E402
+from keras_retinanet.models import retinanet as retinanet_module  # noqa: E402
+
+# The library's FPN builder takes the width as an argument but is module-private.
+_library_pyramid_features = getattr(retinanet_module, "__create_pyramid_features")
+
+
+def backbone(name):
+    """keras-retinanet's Backbone object for a name such as ``resnet50`` or ``mobilenet224_1.0``."""
+    return models.backbone(name)
+
+
+def retinanet_submodels(num_classes, feature_size, num_anchors=None):
+    """The library's regression and classification heads, ``feature_size`` channels wide."""
+    if num_anchors is None:
+        from keras_retinanet.utils.anchors import AnchorParameters
+
+        num_anchors = AnchorParameters.default.num_anchors()
+    return [
+        (
+            "regression",
+            retinanet_module.default_regression_model(
+                4, num_anchors, pyramid_feature_size=feature_size, regression_feature_size=feature_size
+            ),
+        ),
+        (
+            "classification",
+            retinanet_module.default_classification_model(
+                num_classes, num_anchors, pyramid_feature_size=feature_size, classification_feature_size=feature_size
+            ),
+        ),
+    ]
+
+
+def build_retinanet(backbone_name, num_classes, feature_size=LIBRARY_FEATURE_SIZE, modifier=None):
+    """A training RetinaNet on ``backbone_name`` whose FPN and heads are ``feature_size`` wide.
+
+    With the library's width (256) this is exactly ``backbone(name).retinanet(num_classes)``.
+    ``modifier`` is passed to the backbone (e.g. keras_retinanet.utils.model.freeze).
+    """
+    return backbone(backbone_name).retinanet(
+        num_classes,
+        modifier=modifier,
+        submodels=retinanet_submodels(num_classes, feature_size),
+        create_pyramid_features=functools.partial(_library_pyramid_features, feature_size=feature_size),
+    )
+
+
+def feature_size_of(model):
+    """The FPN width of a training or inference RetinaNet (channels of its P3 layer)."""
+    return int(model.get_layer("P3").output.shape[-1])
+
+
+def setup_device(threads=None):
+    """Use the first visible GPU with memory growth, else the CPU; return a one-line description.
+
+    Must run before TensorFlow creates its first tensor. ``threads`` caps the CPU
+    threads TensorFlow uses (the job's Snakemake threads).
+    """
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        # Without it TensorFlow reserves all GPU memory at start-up.
+        tf.config.experimental.set_memory_growth(gpu, True)
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        device = f"GPU {gpus[0].name} ({details.get('device_name', 'unknown model')}), memory growth on"
+        if len(gpus) > 1:
+            device += f"; {len(gpus) - 1} more GPU(s) visible but unused"
+    else:
+        device = f"CPU ({threads or 'all'} threads); no GPU visible"
+    log.info("TensorFlow %s uses %s", tf.__version__, device)
+    return device
