@@ -1,1 +1,31 @@
 # Rules of the dataset stage: see workflow/detflow/dataset.py.
+
+
+rule dataset:
+    input:
+        frames=all_frame_dirs(),
+        selections=all_selections(),
+        annotations=annotation_files,
+        labelimg="results/labelling/labelimg.txt",
+        code=stage_code("dataset", "pascal_voc", "videos"),
+    output:
+        images=directory("results/voc/JPEGImages"),
+        annotations=directory("results/voc/Annotations"),
+        classes="results/voc/classes.json",
+        table="results/voc/images.csv",
+        validation="results/voc/validation.json",
+        readable=report("results/voc/validation.txt", category="Dataset"),
+    log:
+        "logs/dataset/dataset.log",
+    benchmark:
+        "benchmarks/dataset/dataset.tsv"
+    params:
+        annotations=annotations_dir(),
+        classes=cli_options({"classes": config["classes"]}),
+        options=cli_options(config["dataset"]),
+    conda:
+        "../envs/video.yaml"
+    shell:
+        "python -m detflow.dataset {params.annotations:q} results/voc --images {input.frames:q}"
+        " --selections {input.selections:q} --labelimg-command {input.labelimg:q}"
+        " {params.classes} {params.options} > {log:q} 2>&1"

@@ -1,0 +1,351 @@
+"""Annotation intake: labelImg XML files and their images become a validated
+Pascal VOC tree (``JPEGImages/``, ``Annotations/``, ``classes.json``,
+``images.csv``, ``validation.json``, ``validation.txt``).
+
+Rules, so that what keras-retinanet reads is exactly what the person drew:
+
+- An annotation belongs to the image with the same name: ``x.xml`` <-> ``x.jpg``
+  (labelImg names its files this way). ``<filename>`` only draws a warning when
+  it disagrees, and labelImg's absolute ``<path>`` is never read. Names become
+  image ids with the same safe-name rule as video ids (keras-retinanet splits
+  its list files on whitespace).
+- Every problem is reported with its file and, where it concerns one box, the
+  box's index (``<object>`` elements counted from 1). Errors make a file
+  unusable: ``dataset.on_error`` either stops at the first such file or skips
+  it with a warning. Warnings are fixed and noted: ``210.0`` rounded to 210,
+  a missing ``<truncated>``/``<difficult>`` filled with 0, a box partly outside
+  the image clipped (unless ``dataset.boxes_outside`` is ``reject``).
+- Boxes use VOC's 1-based pixel coordinates: inside means
+  ``1 <= xmin < xmax <= width`` (and the same for y).
+- A file with no boxes is a valid negative. A frame chosen for labelling with
+  no annotation yet is listed, with the labelImg command that opens it; it is
+  not an error (the person may still be labelling).
+- Class ids follow the configured class order, or, with ``classes_from
+  annotations``, the sorted names of every class in the usable files.
+
+The inputs are only read: images are hard-linked into ``JPEGImages`` (copied
+where linking is impossible) and annotations are written anew, normalised.
+"""
+import argparse
+import csv
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from PIL import Image
+
+from detflow.cli import InputError, run
+from detflow.pascal_voc import ERROR, WARNING, Problem, read_annotation, write_annotation
+from detflow.videos import video_id as safe_id
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg")
+IMAGES_DIR = "JPEGImages"
+ANNOTATIONS_DIR = "Annotations"
+BOX_POLICY = {"clip": "clipped", "reject": "rejected"}
+
+
+def list_annotation_files(directory):
+    """The ``*.xml`` files of ``directory`` (any case of the suffix), sorted by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(directory, "annotations folder not found (set annotations.dir in config.yaml)")
+    with os.scandir(directory) as entries:
+        return sorted(Path(entry.path) for entry in entries if entry.name.lower().endswith(".xml") and entry.is_file())
+
+
+def index_images(image_dirs):
+    """Map each image id to the JPEG files with that id, and the folder (group) each one is in."""
+    images, groups = {}, {}
+    for directory in map(Path, image_dirs):
+        if not directory.is_dir():
+            raise InputError(directory, "image folder not found")
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file():
+                    path = Path(entry.path)
+                    images.setdefault(safe_id(path), []).append(path)
+                    groups[path] = directory.name
+    return images, groups
+
+
+def image_properties(path):
+    """(width, height, depth) from the image's header, or None when it is not a readable image."""
+    try:
+        with Image.open(path) as image:
+            return image.width, image.height, len(image.getbands())
+    except (OSError, ValueError):
+        return None
+
+
+def check_box(box, width, height, boxes_outside, index):
+    """The box to keep (clipped if allowed) and the problems of one box."""
+    xmin, ymin, xmax, ymax = box
+    if xmin > xmax or ymin > ymax:
+        return None, [Problem("box_inverted", f"box {box} is inverted (xmin > xmax or ymin > ymax)", ERROR, index)]
+    if xmin == xmax or ymin == ymax:
+        return None, [Problem("box_empty", f"box {box} has zero area", ERROR, index)]
+    inside = (max(xmin, 1), max(ymin, 1), min(xmax, width), min(ymax, height))
+    if inside == box:
+        return box, []
+    where = f"box {box} reaches outside the {width}x{height} image (VOC coordinates run from 1 to the width/height)"
+    if inside[0] >= inside[2] or inside[1] >= inside[3]:
+        return None, [Problem("box_outside", f"{where}, entirely", ERROR, index)]
+    if boxes_outside == "reject":
+        return None, [Problem("box_outside", where, ERROR, index)]
+    return inside, [Problem("box_outside", f"{where}; clipped to {inside}", WARNING, index)]
+
+
+def check_annotation(path, image_id, image_files, classes, boxes_outside):
+    """Read and check one annotation against its image.
+
+    Returns (objects to keep, image properties, problems); the objects are only
+    usable when no problem is an error.
+    """
+    annotation = read_annotation(path)
+    problems = list(annotation.problems)
+    if annotation.filename and safe_id(annotation.filename) != image_id:
+        problems.append(Problem(
+            "filename_mismatch",
+            f"<filename> says {annotation.filename!r}; the image is matched by the annotation's own name ({image_id})",
+            WARNING,
+        ))
+    properties = None
+    if not image_files:
+        problems.append(Problem("image_missing", f"no image named {image_id}.jpg (or .jpeg) among the images"))
+    elif len(image_files) > 1:
+        names = ", ".join(str(file) for file in image_files)
+        problems.append(Problem("duplicate_image_id", f"image id {image_id!r} matches several images: {names}"))
+    else:
+        properties = image_properties(image_files[0])
+        if properties is None:
+            problems.append(Problem("image_unreadable", f"the image {image_files[0]} cannot be read"))
+        elif annotation.width and annotation.height and (annotation.width, annotation.height) != properties[:2]:
+            problems.append(Problem(
+                "size_mismatch",
+                f"<size> says {annotation.width}x{annotation.height} but the image {image_files[0].name} "
+                f"is {properties[0]}x{properties[1]}",
+            ))
+    size_known = properties is not None and not any(p.code.startswith("size_") for p in problems)
+    kept = []
+    for item in annotation.objects:
+        if item.name is not None and classes is not None and item.name not in classes:
+            problems.append(Problem(
+                "unknown_class", f"class {item.name!r} is not among the classes {', '.join(classes)}", ERROR, item.index
+            ))
+        if item.box is not None and size_known:
+            box, box_problems = check_box(item.box, properties[0], properties[1], boxes_outside, item.index)
+            problems.extend(box_problems)
+            if box is not None:
+                item.box = box
+        kept.append(item)
+    return kept, properties, problems
+
+
+def _problem_record(file, problem, fix=None):
+    record = {"file": str(file), "object": problem.object_index, "severity": problem.severity,
+              "code": problem.code, "message": problem.message}
+    if fix:
+        record["fix"] = fix
+    return record
+
+
+def _describe(record):
+    where = f"object {record['object']}: " if record["object"] is not None else ""
+    return f"{where}{record['message']}"
+
+
+def _link_or_copy(source, target):
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed
+        shutil.copyfile(source, target)
+
+
+def _prepare_output(output_dir, input_dirs):
+    """Empty JPEGImages/ and Annotations/ under ``output_dir``, refusing to touch any input folder."""
+    output_dir = Path(output_dir)
+    targets = [output_dir / IMAGES_DIR, output_dir / ANNOTATIONS_DIR]
+    for target in targets:
+        resolved = target.resolve()
+        for source in input_dirs:
+            source = Path(source).resolve()
+            if source == resolved or resolved in source.parents or source in resolved.parents:
+                raise InputError(source, f"is an input folder and overlaps the output {target}; choose another output folder")
+    for target in targets:
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+    return targets
+
+
+def missing_annotations(selections, labelled_ids, annotations_dir, labelimg_command):
+    """Problem records for frames chosen for labelling that have no annotation file yet."""
+    records = []
+    for selection in map(Path, selections):
+        with open(selection, newline="") as stream:
+            reader = csv.DictReader(stream)
+            if "file" not in (reader.fieldnames or []):
+                raise InputError(selection, "has no 'file' column (expected frame_index,timestamp_s,file)")
+            for row in reader:
+                image_id = safe_id(row["file"])
+                if image_id not in labelled_ids:
+                    expected = Path(annotations_dir) / f"{image_id}.xml"
+                    fix = labelimg_command or f"labelImg, saving Pascal VOC files into {annotations_dir}"
+                    message = f"frame {row['file']} was chosen for labelling ({selection.name}) but has no annotation yet"
+                    records.append(_problem_record(expected, Problem("annotation_missing", message, WARNING), fix))
+    return records
+
+
+def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_from="config", on_error="skip",
+                  boxes_outside="clip", selections=(), labelimg_command=None):
+    """Validate every annotation in ``annotations_dir`` and write the VOC tree to ``output_dir``.
+
+    ``image_dirs``: folders of JPEG images; each folder's name is the group
+    (source video) of its images. Returns the validation summary (also
+    written as validation.json). Raises InputError for the first bad file
+    when ``on_error`` is "stop", and when no annotation is usable at all.
+    """
+    if classes_from == "config" and len(set(classes)) != len(classes):
+        twice = next(name for name, count in Counter(classes).items() if count > 1)
+        raise InputError("classes", f"{twice!r} is listed more than once; list each class once, in label-id order")
+    output_dir = Path(output_dir)
+    xml_files = list_annotation_files(annotations_dir)
+    if not xml_files:
+        hint = f" Label the chosen frames with: {labelimg_command}" if labelimg_command else ""
+        raise InputError(annotations_dir, f"no annotation files (*.xml) in this folder.{hint}")
+    images, groups = index_images(image_dirs)
+    images_out, annotations_out = _prepare_output(output_dir, [annotations_dir, *image_dirs])
+    ids = Counter(safe_id(path) for path in xml_files)
+    accepted = None if classes_from == "annotations" else list(classes)
+    records, rows = [], []
+    skipped = 0
+    for path in xml_files:
+        image_id = safe_id(path)
+        objects, properties, problems = check_annotation(path, image_id, images.get(image_id, []), accepted, boxes_outside)
+        if ids[image_id] > 1:
+            others = ", ".join(p.name for p in xml_files if safe_id(p) == image_id and p != path)
+            problems.append(Problem("duplicate_image_id", f"image id {image_id!r} is also the id of {others}"))
+        file_records = [_problem_record(path, problem) for problem in problems]
+        records.extend(file_records)
+        errors = [record for record in file_records if record["severity"] == ERROR]
+        if errors:
+            if on_error == "stop":
+                more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+                raise InputError(path, _describe(errors[0]) + more)
+            skipped += 1
+            log.warning("skipped %s: %s", path, "; ".join(_describe(record) for record in errors))
+            continue
+        source = images[image_id][0]
+        _link_or_copy(source, images_out / f"{image_id}.jpg")
+        width, height, depth = properties
+        write_annotation(annotations_out / f"{image_id}.xml", filename=f"{image_id}.jpg", width=width, height=height,
+                         depth=depth, objects=[item.as_dict() for item in objects], folder=IMAGES_DIR)
+        rows.append((image_id, groups[source], width, height, Counter(item.name for item in objects), source, path))
+    labelled = set(ids)
+    records.extend(missing_annotations(selections, labelled, annotations_dir, labelimg_command))
+    names = sorted({name for row in rows for name in row[4]}) if classes_from == "annotations" else list(classes)
+    class_ids = {name: label for label, name in enumerate(names)}
+    summary = _summarise(annotations_dir, image_dirs, len(xml_files), rows, skipped, records, class_ids,
+                         {"on_error": on_error, "boxes_outside": boxes_outside, "classes_from": classes_from})
+    _write_outputs(output_dir, rows, class_ids, summary)
+    if not rows:
+        first = next(record for record in records if record["severity"] == ERROR)
+        raise InputError(annotations_dir, f"none of the {len(xml_files)} annotation files is usable, e.g. "
+                                          f"{first['file']}: {_describe(first)} (all problems: {output_dir / 'validation.txt'})")
+    return summary
+
+
+def _summarise(annotations_dir, image_dirs, files, rows, skipped, records, class_ids, settings):
+    boxes = Counter()
+    for row in rows:
+        boxes.update(row[4])
+    notes = [f"class {name!r} has no boxes in any usable annotation" for name in class_ids if not boxes[name]]
+    if rows and not sum(boxes.values()):
+        notes.append("no usable annotation has any box: nothing to train on")
+    return {
+        "annotations_dir": str(annotations_dir),
+        "image_dirs": [str(directory) for directory in image_dirs],
+        "settings": settings,
+        "classes": class_ids,
+        "annotation_files": files,
+        "used": len(rows),
+        "skipped": skipped,
+        "negatives": sum(1 for row in rows if not row[4]),
+        "boxes": {name: boxes[name] for name in class_ids},
+        "not_yet_labelled": sum(1 for record in records if record["code"] == "annotation_missing"),
+        "notes": notes,
+        "problems": records,
+    }
+
+
+def _write_outputs(output_dir, rows, class_ids, summary):
+    (output_dir / "classes.json").write_text(json.dumps(class_ids, indent=2, ensure_ascii=False) + "\n")
+    with open(output_dir / "images.csv", "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["image_id", "group", "width", "height", "boxes", *(f"boxes_{name}" for name in class_ids),
+                         "source_image", "source_annotation"])
+        for image_id, group, width, height, counts, source, annotation in rows:
+            writer.writerow([image_id, group, width, height, sum(counts.values()),
+                             *(counts[name] for name in class_ids), source, annotation])
+    (output_dir / "validation.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    (output_dir / "validation.txt").write_text(readable_report(summary))
+
+
+def readable_report(summary):
+    """validation.json as a text a person reads: counts, then one line per problem."""
+    settings = summary["settings"]
+    lines = [
+        f"Annotations in {summary['annotations_dir']}: {summary['annotation_files']} files, "
+        f"{summary['used']} used ({summary['negatives']} without boxes, kept as negatives), "
+        f"{summary['skipped']} skipped, {summary['not_yet_labelled']} chosen frames not labelled yet.",
+        "Classes (label ids): " + ", ".join(f"{name}={label}" for name, label in summary["classes"].items()),
+        "Boxes per class: " + ", ".join(f"{name} {count}" for name, count in summary["boxes"].items()),
+        f"Bad files are {'skipped' if settings['on_error'] == 'skip' else 'fatal'} (dataset.on_error: "
+        f"{settings['on_error']}); boxes partly outside the image are {BOX_POLICY[settings['boxes_outside']]} "
+        f"(dataset.boxes_outside: {settings['boxes_outside']}).",
+        *(f"Note: {note}" for note in summary["notes"]),
+        "",
+    ]
+    problems = summary["problems"]
+    if not problems:
+        return "\n".join(lines + ["No problems found.", ""])
+    lines.append("file\tobject\tproblem")
+    for record in problems:
+        action = " (file skipped)" if record["severity"] == ERROR else ""
+        lines.append(f"{record['file']}\t{record['object'] or '-'}\t{record['severity']}: {record['message']}{action}")
+        if "fix" in record:
+            lines.append(f"\t\tto fix: {record['fix']}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("annotations", help="folder of labelImg Pascal VOC XML files (only read)")
+    parser.add_argument("output", help="folder of the VOC tree to write (e.g. results/voc)")
+    parser.add_argument("--images", nargs="+", required=True, help="folders of JPEG images; a folder's name is its images' group")
+    parser.add_argument("--selections", nargs="*", default=[], help="CSV files of frames chosen for labelling (column file)")
+    parser.add_argument("--labelimg-command", type=Path, help="file holding the labelImg command to suggest for unlabelled frames")
+    parser.add_argument("--classes", default="", help="class names, comma-separated, in label-id order")
+    parser.add_argument("--classes-from", choices=("config", "annotations"), default="config")
+    parser.add_argument("--on-error", choices=("skip", "stop"), default="skip")
+    parser.add_argument("--boxes-outside", choices=("clip", "reject"), default="clip")
+    args = parser.parse_args(argv)
+    classes = [name for name in args.classes.split(",") if name]
+    if args.classes_from == "config" and not classes:
+        raise InputError("classes", "no classes given (--classes grab,drop or --classes-from annotations)")
+    command = args.labelimg_command.read_text().strip() if args.labelimg_command else None
+    summary = build_dataset(args.annotations, args.images, args.output, classes=classes, classes_from=args.classes_from,
+                            on_error=args.on_error, boxes_outside=args.boxes_outside, selections=args.selections,
+                            labelimg_command=command)
+    log.info("%d of %d annotation files used (%d negatives), %d skipped; boxes %s; report %s",
+             summary["used"], summary["annotation_files"], summary["negatives"], summary["skipped"],
+             summary["boxes"], Path(args.output) / "validation.txt")
+
+
+if __name__ == "__main__":
+    run(main)
