@@ -10,6 +10,8 @@ PACKAGE_ROOT = Path(workflow.basedir) / "workflow"
 sys.path.insert(0, str(PACKAGE_ROOT))
 # Jobs (local, SLURM or in a conda env) run the stages as `python -m detflow.<stage>`.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
+# Their `python` is the one running Snakemake (e.g. .venv/bin/snakemake without activating .venv); a rule's conda env comes first.
+os.environ.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
 
 from detflow.cli import InputError
 from detflow.config import validate_config
@@ -31,6 +33,16 @@ DEMO = config["videos"]["dir"] is None
 
 def demo_video_ids():
     return [f"demo_{index:02d}" for index in range(config["demo"]["videos"])]
+
+
+def demo_video_index(wildcards):
+    """Number of a demo video, which seeds its content."""
+    return demo_video_ids().index(wildcards.video)
+
+
+def labelling_targets():
+    """What a person needs before labelling; for the demo, also its generated labels."""
+    return ["results/labelling/labelimg.txt"] + (["results/demo/annotations"] if DEMO else [])
 
 
 def find_videos():

@@ -1,1 +1,44 @@
-# Rules of the demo stage: see workflow/detflow/demo.py.
+# Rules of the demo stage: see workflow/detflow/demo.py. Used when videos.dir is null.
+
+
+rule demo_video:
+    input:
+        code=stage_code("demo"),
+    output:
+        video="results/demo/videos/{video}.mp4",
+        truth="results/demo/truth/{video}.csv",
+    log:
+        "logs/demo_video/{video}.log",
+    benchmark:
+        "benchmarks/demo_video/{video}.tsv"
+    params:
+        index=demo_video_index,
+        seed=config["demo"]["seed"],
+        seconds=config["demo"]["seconds"],
+        fps=config["demo"]["fps"],
+        width=config["demo"]["width"],
+        height=config["demo"]["height"],
+        classes=",".join(config["classes"]),
+    conda:
+        "../envs/video.yaml"
+    shell:
+        "python -m detflow.demo video {output.video:q} {output.truth:q} --index {params.index}"
+        " --seed {params.seed} --seconds {params.seconds} --fps {params.fps} --width {params.width}"
+        " --height {params.height} --classes {params.classes:q} > {log:q} 2>&1"
+
+
+rule demo_labels:
+    input:
+        code=stage_code("demo", "labelling"),
+        selections=all_selections(),
+        truths=expand("results/demo/truth/{video}.csv", video=sorted(VIDEOS)),
+        frames=all_frame_dirs(),
+    output:
+        annotations=directory("results/demo/annotations"),
+    log:
+        "logs/demo_labels.log",
+    conda:
+        "../envs/video.yaml"
+    shell:
+        "python -m detflow.demo labels {output.annotations:q} --selections {input.selections:q}"
+        " --truths {input.truths:q} --frame-dirs {input.frames:q} > {log:q} 2>&1"

@@ -1,1 +1,48 @@
 # Rules of the labelling stage: see workflow/detflow/labelling.py.
+
+
+rule select_frames:
+    input:
+        code=stage_code("labelling"),
+        manifest="results/frames/{video}.csv",
+        frames="results/frames/{video}",
+    output:
+        selection="results/labelling/selected/{video}.csv",
+    log:
+        "logs/select_frames/{video}.log",
+    params:
+        options=cli_options(config["labelling"]),
+    conda:
+        "../envs/video.yaml"
+    shell:
+        "python -m detflow.labelling select {input.manifest:q} {input.frames:q} {output.selection:q}"
+        " {params.options} > {log:q} 2>&1"
+
+
+rule labelling_folder:
+    input:
+        code=stage_code("labelling"),
+        selections=all_selections(),
+        frames=all_frame_dirs(),
+    output:
+        images=directory("results/labelling/images"),
+        classes="results/labelling/classes.txt",
+        command="results/labelling/labelimg.txt",
+    log:
+        "logs/labelling_folder.log",
+    params:
+        classes=",".join(config["classes"]),
+        save_dir=annotations_dir(),
+    conda:
+        "../envs/video.yaml"
+    shell:
+        # stdout (the labelImg command) goes to the terminal, the log to the log file.
+        "python -m detflow.labelling folder --selections {input.selections:q} --frame-dirs {input.frames:q}"
+        " --images-dir {output.images:q} --classes-file {output.classes:q} --command-file {output.command:q}"
+        " --classes {params.classes:q} --save-dir {params.save_dir:q} 2> {log:q}"
+
+
+rule labelling:
+    input:
+        labelling_targets(),
+    default_target: False

@@ -1,0 +1,228 @@
+"""Frame extraction: one video in, JPEG frames and a manifest out.
+
+Frames are named ``{video}_{frame_index:06d}.jpg`` where ``frame_index`` counts
+decoded frames from 0, so a file always leads back to its source frame and
+keeps its name when other videos are added or settings change. Which frames
+are kept:
+
+- every ``every_nth`` frame (frame indices divisible by it), or, when ``fps``
+  is set, the first frame of every 1/fps-second slot of the video's own
+  timestamps (slots counted from time 0);
+- only frames with ``start_s <= timestamp < end_s``;
+- with ``skip_duplicates``, a frame whose mean absolute grey-level difference
+  to the last kept frame (on a small thumbnail) is below
+  ``duplicate_threshold`` is skipped and recorded as a near-duplicate;
+- at most ``max_frames`` kept frames.
+
+The manifest lists every frame that passed the stride and time selection:
+``frame_index,timestamp_s,file,kept,reason``. Frames between the chosen ones
+are only grabbed (decoded, never converted); JPEG encoding and writing run in
+a thread pool alongside decoding (OpenCV releases the GIL). Frames before
+``start_s`` are decoded too, so indices are exact in every container.
+"""
+import argparse
+import csv
+import logging
+import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detflow.cli import InputError, parse_bool, parse_optional, run
+from detflow.videos import video_id
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = ("frame_index", "timestamp_s", "file", "kept", "reason")
+THUMBNAIL_WIDTH = 64
+# A container's declared frame count may be an estimate (duration x frame rate):
+# decoding may end this many frames (or this fraction) short of it without the
+# file being called truncated.
+COUNT_TOLERANCE_FRAMES = 2
+COUNT_TOLERANCE_FRACTION = 0.02
+
+
+def frame_file_name(video, frame_index):
+    return f"{video}_{frame_index:06d}.jpg"
+
+
+def single_video(videos):
+    """The one file of a video id; two files with the same id (e.g. clip.mp4 and clip.avi) are refused."""
+    videos = [Path(video) for video in videos]
+    if len(videos) > 1:
+        others = ", ".join(str(video) for video in videos[1:])
+        raise InputError(
+            videos[0],
+            f"{others} has the same name apart from its extension (both would be video "
+            f"'{video_id(videos[0])}'); rename or remove one of them",
+        )
+    return videos[0]
+
+
+def open_video(path, threads=0):
+    """An opened cv2.VideoCapture, or InputError saying why ``path`` is not a readable video."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "video file not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, "empty file (0 bytes), not a video")
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
+    if not capture.isOpened():
+        raise InputError(path, "not a video OpenCV can read (not a video file, or a corrupt, truncated or zero-frame one)")
+    return capture
+
+
+def declared_frame_count(capture):
+    """The frame count the container declares, or None where it gives no usable one."""
+    count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(count) if 0 < count < 1e9 else None
+
+
+class FrameSampler:
+    """Decides frame by frame which frames the stride, the time range and the frame rate select."""
+
+    def __init__(self, *, every_nth=1, fps=None, start_s=0.0, end_s=None):
+        self.every_nth, self.fps, self.start_s, self.end_s = every_nth, fps, start_s, end_s
+        self._last_slot = None
+
+    def past_end(self, timestamp):
+        return self.end_s is not None and timestamp >= self.end_s
+
+    def selects(self, frame_index, timestamp):
+        if timestamp < self.start_s or self.past_end(timestamp):
+            return False
+        if self.fps is None:
+            return frame_index % self.every_nth == 0
+        slot = math.floor(timestamp * self.fps + 1e-6)
+        if slot == self._last_slot:
+            return False
+        self._last_slot = slot
+        return True
+
+
+def thumbnail(image):
+    """Small grey image for near-duplicate comparison."""
+    height, width = image.shape[:2]
+    size = (THUMBNAIL_WIDTH, max(round(THUMBNAIL_WIDTH * height / width), 1))
+    return cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY).astype(np.float32)
+
+
+def _write_jpeg(path, image, quality):
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise OSError(f"{path}: JPEG encoding failed")
+    path.write_bytes(data)
+
+
+def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=0.0, end_s=None, max_frames=None,
+                   skip_duplicates=False, duplicate_threshold=1.5, jpeg_quality=95, threads=2):
+    """Write the selected frames of a video as JPEGs into ``out_dir`` and its manifest CSV.
+
+    ``videos`` is the list of files of one video id (exactly one is accepted).
+    Returns the number of frames written. Raises InputError for an unreadable,
+    empty or truncated video, or a time range holding no frame.
+    """
+    video = single_video(videos)
+    name = video_id(video)
+    out_dir, manifest = Path(out_dir), Path(manifest)
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise InputError(out_dir, "output folder is not empty; remove it or choose another one")
+    capture = open_video(video, threads)
+    sampler = FrameSampler(every_nth=every_nth, fps=fps, start_s=start_s, end_s=end_s)
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, written, pending = [], [], deque()
+    previous = None  # (frame index, thumbnail) of the last kept frame
+    frame_index, stopped_early = -1, False
+    try:
+        with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
+            while capture.grab():
+                frame_index += 1
+                timestamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                if sampler.past_end(timestamp) or (max_frames is not None and len(written) >= max_frames):
+                    stopped_early = True
+                    break
+                if not sampler.selects(frame_index, timestamp):
+                    continue
+                ok, image = capture.retrieve()
+                if not ok:
+                    break
+                if skip_duplicates:
+                    small = thumbnail(image)
+                    if previous is not None:
+                        difference = float(np.mean(np.abs(small - previous[1])))
+                        if difference < duplicate_threshold:
+                            reason = (f"near-duplicate of frame {previous[0]} "
+                                      f"(mean difference {difference:.2f} < {duplicate_threshold:g})")
+                            rows.append((frame_index, f"{timestamp:.3f}", "", "false", reason))
+                            continue
+                    previous = (frame_index, small)
+                path = out_dir / frame_file_name(name, frame_index)
+                pending.append(pool.submit(_write_jpeg, path, image, jpeg_quality))
+                written.append(path)
+                rows.append((frame_index, f"{timestamp:.3f}", path.name, "true", ""))
+                while len(pending) > 2 * max(threads, 1):  # bound the frames held in memory
+                    pending.popleft().result()
+            for job in pending:
+                job.result()
+        _check_complete(video, capture, frame_index + 1, stopped_early, sampler)
+        if not written:
+            raise InputError(video, f"no frame between start_s={start_s:g} and end_s={end_s} "
+                                    f"(decoded {frame_index + 1} frames)")
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        with open(manifest, "w", newline="") as handle:
+            table = csv.writer(handle)
+            table.writerow(MANIFEST_COLUMNS)
+            table.writerows(rows)
+    except BaseException:
+        for path in written:  # leave no partial result behind
+            path.unlink(missing_ok=True)
+        if created:
+            out_dir.rmdir()
+        raise
+    finally:
+        capture.release()
+    log.info("%s: decoded %d frames, selected %d, kept %d (%d near-duplicates) in %s",
+             video, frame_index + 1, len(rows), len(written), len(rows) - len(written), out_dir)
+    return len(written)
+
+
+def _check_complete(video, capture, decoded, stopped_early, sampler):
+    """Refuse a video that decodes no frame, or ends well before the length its container declares."""
+    if decoded == 0:
+        raise InputError(video, "no frame could be decoded (a zero-frame, corrupt or truncated video)")
+    declared = declared_frame_count(capture)
+    if stopped_early or declared is None:
+        return
+    if decoded < declared - max(COUNT_TOLERANCE_FRAMES, COUNT_TOLERANCE_FRACTION * declared):
+        raise InputError(video, f"decoding stopped at frame {decoded} of the {declared} the file declares "
+                                "(truncated or corrupt video)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m detflow.frames", description=__doc__.split("\n\n")[0])
+    parser.add_argument("videos", nargs="+", help="the video file (two files mean a name clash and are refused)")
+    parser.add_argument("--out-dir", required=True, help="folder for the JPEG frames (new or empty)")
+    parser.add_argument("--manifest", required=True, help="CSV listing every selected frame and whether it was kept")
+    parser.add_argument("--every-nth", type=int, default=1, help="keep frames whose index is a multiple of this")
+    parser.add_argument("--fps", type=parse_optional(float), default=None, help="keep frames at this rate instead")
+    parser.add_argument("--start-s", type=float, default=0.0, help="first time kept, in seconds")
+    parser.add_argument("--end-s", type=parse_optional(float), default=None, help="time at which to stop, in seconds")
+    parser.add_argument("--max-frames", type=parse_optional(int), default=None, help="keep at most this many frames")
+    parser.add_argument("--skip-duplicates", type=parse_bool, default=False, help="skip near-duplicate frames")
+    parser.add_argument("--duplicate-threshold", type=float, default=1.5,
+                        help="mean absolute grey difference (0-255) under which a frame is a near-duplicate")
+    parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality, 0-100")
+    parser.add_argument("--threads", type=int, default=2, help="threads for decoding and JPEG encoding")
+    args = parser.parse_args(argv)
+    extract_frames(args.videos, args.out_dir, args.manifest, every_nth=args.every_nth, fps=args.fps,
+                   start_s=args.start_s, end_s=args.end_s, max_frames=args.max_frames,
+                   skip_duplicates=args.skip_duplicates, duplicate_threshold=args.duplicate_threshold,
+                   jpeg_quality=args.jpeg_quality, threads=args.threads)
+
+
+if __name__ == "__main__":
+    run(main)
