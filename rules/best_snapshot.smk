@@ -1,1 +1,19 @@
 # Rules of the best_snapshot stage: see workflow/detflow/best_snapshot.py.
+
+
+rule best_snapshot:
+    input:
+        training="results/training/training.json",
+        code=stage_code("best_snapshot", "selection"),
+    output:
+        best="results/model/best.json",
+        snapshot="results/model/best_snapshot.h5",
+    log:
+        "logs/best_snapshot/best_snapshot.log",
+    params:
+        options=cli_options(config["select"]),
+    conda:
+        "../envs/training.yaml"
+    shell:
+        "python -m detflow.best_snapshot {input.training:q} {output.best:q} {output.snapshot:q}"
+        " {params.options} > {log:q} 2>&1"

@@ -104,6 +104,20 @@ def annotation_files(wildcards):
     return sorted(str(path) for path in Path(annotations_dir()).glob("*.xml"))
 
 
+def training_options():
+    """The train section as options of detflow.train; threads, memory and runtime are the job's resources."""
+    settings = {key: value for key, value in config["train"].items() if key not in ("threads", "mem_mb", "runtime")}
+    if config["dataset"]["classes_from"] == "config":
+        settings["classes"] = config["classes"]  # the dataset's classes must then be these, in this order
+    return cli_options(settings)
+
+
+def training_weights():
+    """A starting-weights file named in config, as an input: replacing it reruns training."""
+    weights = config["train"]["weights"]
+    return [] if weights in ("none", "imagenet") else [weights]
+
+
 def final_outputs():
     return [
         "results/labelling/labelimg.txt",

@@ -1,0 +1,72 @@
+"""Conversion stage: the chosen training snapshot becomes an inference model
+with keras-retinanet's ``convert_model``, which appends box regression,
+clipping and detection filtering (NMS, score threshold, max detections) to the
+training model. Works for every backbone and FPN/head width: the snapshot
+carries its own architecture.
+"""
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+from detflow import retinanet_compat as compat
+from detflow.cli import InputError, parse_bool, run
+
+from keras_retinanet import models  # noqa: E402  (the compat module must come first)
+
+log = logging.getLogger(__name__)
+
+
+def load_training_model(snapshot, backbone):
+    """A training snapshot loaded with keras_retinanet.models.load_model, or a clear error."""
+    try:
+        model = models.load_model(str(snapshot), backbone_name=backbone)
+    except (OSError, ValueError, TypeError) as error:
+        raise InputError(snapshot, f"cannot be loaded as a {backbone} RetinaNet snapshot ({error})")
+    try:
+        models.assert_training_model(model)
+    except AssertionError as error:
+        raise InputError(snapshot, str(error))
+    return model
+
+
+def convert(snapshot, best_json, inference_model, nms=True, nms_threshold=0.5, score_threshold=0.05,
+            max_detections=300):
+    """Write ``inference_model`` (.h5) from the training ``snapshot`` described by ``best_json``."""
+    best = json.loads(Path(best_json).read_text())
+    model = load_training_model(snapshot, best["backbone"])
+    width = compat.feature_size_of(model)
+    if width != best["feature_size"]:
+        raise InputError(snapshot, f"has {width}-wide FPN and heads, but {best_json} says {best['feature_size']}")
+    inference = models.convert_model(
+        model, nms=nms, nms_threshold=nms_threshold, score_threshold=score_threshold, max_detections=max_detections
+    )
+    inference_model = Path(inference_model)
+    inference_model.parent.mkdir(parents=True, exist_ok=True)
+    partial = inference_model.with_name(inference_model.name + ".partial")
+    # No optimizer or compile state: this model only predicts.
+    inference.save(partial, save_format="h5", include_optimizer=False)
+    os.replace(partial, inference_model)
+    log.info("inference model %s: %s backbone, FPN width %d, epoch %d, nms=%s (IoU %.2f), score >= %.2f, "
+             "at most %d detections", inference_model, best["backbone"], width, best["epoch"], nms, nms_threshold,
+             score_threshold, max_detections)
+    return inference_model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("snapshot", help="the training snapshot (.h5) to convert")
+    parser.add_argument("best_json", help="best.json of the best-snapshot stage (backbone, FPN width)")
+    parser.add_argument("inference_model", help="where to write the inference model (.h5)")
+    parser.add_argument("--nms", type=parse_bool, default=True, help="non-maximum suppression per class")
+    parser.add_argument("--nms-threshold", type=float, default=0.5, help="IoU above which NMS suppresses a box")
+    parser.add_argument("--score-threshold", type=float, default=0.05, help="lowest score the model returns")
+    parser.add_argument("--max-detections", type=int, default=300, help="most boxes per image")
+    args = parser.parse_args(argv)
+    convert(args.snapshot, args.best_json, args.inference_model, nms=args.nms, nms_threshold=args.nms_threshold,
+            score_threshold=args.score_threshold, max_detections=args.max_detections)
+
+
+if __name__ == "__main__":
+    run(main)
