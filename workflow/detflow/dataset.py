@@ -38,6 +38,7 @@ from pathlib import Path
 from PIL import Image
 
 from detflow.cli import InputError, run
+from detflow.labelling import read_selection
 from detflow.pascal_voc import ERROR, WARNING, Problem, read_annotation, write_annotation
 from detflow.videos import video_id as safe_id
 
@@ -187,17 +188,13 @@ def missing_annotations(selections, labelled_ids, annotations_dir, labelimg_comm
     """Problem records for frames chosen for labelling that have no annotation file yet."""
     records = []
     for selection in map(Path, selections):
-        with open(selection, newline="") as stream:
-            reader = csv.DictReader(stream)
-            if "file" not in (reader.fieldnames or []):
-                raise InputError(selection, "has no 'file' column (expected frame_index,timestamp_s,file)")
-            for row in reader:
-                image_id = safe_id(row["file"])
-                if image_id not in labelled_ids:
-                    expected = Path(annotations_dir) / f"{image_id}.xml"
-                    fix = labelimg_command or f"labelImg, saving Pascal VOC files into {annotations_dir}"
-                    message = f"frame {row['file']} was chosen for labelling ({selection.name}) but has no annotation yet"
-                    records.append(_problem_record(expected, Problem("annotation_missing", message, WARNING), fix))
+        for _, file in read_selection(selection):
+            image_id = safe_id(file)
+            if image_id not in labelled_ids:
+                expected = Path(annotations_dir) / f"{image_id}.xml"
+                fix = labelimg_command or f"labelImg, saving Pascal VOC files into {annotations_dir}"
+                message = f"frame {file} was chosen for labelling ({selection.name}) but has no annotation yet"
+                records.append(_problem_record(expected, Problem("annotation_missing", message, WARNING), fix))
     return records
 
 
