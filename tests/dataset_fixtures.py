@@ -92,3 +92,13 @@ def project(tmp_path):
     """Like conftest's workflow_copy, with the project folder created first (WorkflowCopy copies into it)."""
     (tmp_path / "project").mkdir()
     return WorkflowCopy(tmp_path / "project")
+
+
+def planned_jobs(copy, *targets):
+    """Jobs per rule of a dry run towards ``targets``.
+
+    conftest's ``dry_run_jobs`` puts its arguments after ``--quiet rules``, whose
+    choices would swallow a bare target; an option with a value in between
+    (``--directory``, the copy's own folder) ends them.
+    """
+    return copy.dry_run_jobs("--directory", str(copy.root), *targets)

@@ -9,7 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from dataset_fixtures import FRAME_SIZE, extract_plums, labelled_videos, project, write_image  # noqa: F401 (fixture)
+from dataset_fixtures import (  # noqa: F401 (project is a fixture)
+    FRAME_SIZE, annotate, extract_plums, labelled_videos, planned_jobs, project, write_image, write_video,
+)
 from lxml import etree
 
 from detflow.cli import InputError
@@ -283,3 +285,44 @@ def test_cli_reports_one_line_without_traceback(tmp_path):
     ok = subprocess.run(command[:-1] + ["skip"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "skipped" in ok.stderr and (tmp_path / "voc" / "validation.txt").exists()
+
+
+def test_rerun_only_what_changed(project, tmp_path):
+    """Issue 3, point 7, on a person's own videos and labelImg folder: editing one
+    XML reruns the dataset and splits, not frame extraction; a new split seed
+    reruns the splits only."""
+    videos, annotations = tmp_path / "videos", tmp_path / "labels"
+    write_video(videos / "cam one.avi", frames=8, seed=1)
+    write_video(videos / "cam2.avi", frames=8, seed=2)
+    annotations.mkdir()
+    project.set_config(videos={"dir": str(videos)}, annotations={"dir": str(annotations)},
+                       frames={"every_nth": 2, "skip_duplicates": False}, labelling={"frames_per_video": 3})
+    project.snakemake("labelling")
+    selected = sorted(row["file"][: -len(".jpg")] for selection in (project.root / "results/labelling/selected").glob("*.csv")
+                      for row in csv.DictReader(open(selection)))
+    assert len(selected) == 6
+    for number, image_id in enumerate(selected[:-1]):  # the person has not labelled the last chosen frame yet
+        annotate(annotations, image_id, ["grab"] if number % 2 else ["drop", "grab"], size=(160, 120))
+    project.snakemake("results/voc/splits.json")
+    report = json.loads((project.root / "results/voc/validation.json").read_text())
+    assert report["used"] == 5 and report["not_yet_labelled"] == 1
+    command = (project.root / "results/labelling/labelimg.txt").read_text().strip()
+    assert command.startswith("labelImg ") and [r["fix"] for r in report["problems"]] == [command]
+    assert planned_jobs(project, "results/voc/splits.json") == {}
+
+    edited = annotations / f"{selected[0]}.xml"
+    text = edited.read_text()
+    assert "<xmin>1</xmin>" in text
+    edited.write_text(text.replace("<xmin>1</xmin>", "<xmin>3</xmin>", 1))
+    assert planned_jobs(project, "results/voc/splits.json") == {"dataset": 1, "splits": 1}
+    annotate(annotations, selected[-1], ["grab"], size=(160, 120))  # a new file: also a rerun
+    assert planned_jobs(project, "results/voc/splits.json") == {"dataset": 1, "splits": 1}
+    project.snakemake("results/voc/splits.json")
+    assert json.loads((project.root / "results/voc/validation.json").read_text())["used"] == 6
+
+    project.set_config(split={"seed": 4})
+    assert planned_jobs(project, "results/voc/splits.json") == {"splits": 1}
+    project.set_config(dataset={"boxes_outside": "reject"})
+    assert planned_jobs(project, "results/voc/splits.json") == {"dataset": 1, "splits": 1}
+    assert all(not (annotations / name).exists() for name in ("JPEGImages", "Annotations"))
+    assert sorted(p.suffix for p in annotations.iterdir()) == [".xml"] * 6  # the person's folder only holds their files
