@@ -167,14 +167,15 @@ def _gesture_timeline(rng, frames, fps, classes):
     return labels[:frames]
 
 
-def _visibility(rng, frames, fps, present_fraction):
-    """Frames in which a hand is in view: in view about ``present_fraction`` of the time, in long stretches."""
+def _visibility(rng, frames, fps, present_fraction, shown_seconds=3.0):
+    """Frames in which a hand is in view: stretches of about ``shown_seconds`` in view, then out of view,
+    so that it is in view about ``present_fraction`` of the time."""
+    hidden_seconds = shown_seconds * (1 - present_fraction) / present_fraction
     visible = np.zeros(frames, bool)
     position = 0
     shown = rng.random() < present_fraction
     while position < frames:
-        mean_seconds = 3.0 * (present_fraction if shown else 1 - present_fraction) + 0.4
-        length = max(int(rng.uniform(0.5, 1.5) * mean_seconds * fps), 1)
+        length = max(int(rng.uniform(0.5, 1.5) * (shown_seconds if shown else hidden_seconds) * fps), 1)
         visible[position:position + length] = shown
         position += length
         shown = not shown
@@ -199,15 +200,14 @@ class HandTrack:
 
 
 def plan_hands(rng, frames, fps, width, height, classes):
-    """One or two hand tracks over the video; a short gap with no hand in view happens now and then."""
+    """One or two hand tracks over the video; the first is always in view but for a short gap now and then."""
     two_hands = rng.random() < 0.7
     skin_tone = np.array(SKIN_TONES_BGR[rng.integers(len(SKIN_TONES_BGR))], float)
     regions = ((0.18, 0.45), (0.55, 0.82)) if two_hands else ((0.25, 0.75),)
     tracks = []
     for number, (left, right) in enumerate(regions):
-        present = 0.97 if number == 0 else 0.6
         tracks.append(HandTrack(
-            visible=_visibility(rng, frames, fps, present),
+            visible=np.ones(frames, bool) if number == 0 else _visibility(rng, frames, fps, 0.6),
             labels=_gesture_timeline(rng, frames, fps, classes),
             centre_x=_smooth_curve(rng, frames, fps, left * width, right * width),
             centre_y=_smooth_curve(rng, frames, fps, 0.32 * height, 0.62 * height),
@@ -219,7 +219,7 @@ def plan_hands(rng, frames, fps, width, height, classes):
             spread=rng.uniform(1.1, 1.6),
             finger_scale=rng.uniform(0.92, 1.08),
         ))
-    if frames > 2 * fps and rng.random() < 0.4:
+    if frames > 2 * fps and rng.random() < 0.5:
         gap_start = rng.integers(0, frames - fps)
         for track in tracks:
             track.visible[gap_start:gap_start + int(rng.uniform(0.4, 1.0) * fps)] = False
