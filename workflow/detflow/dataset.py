@@ -60,8 +60,8 @@ def list_annotation_files(directory):
 
 
 def index_images(image_dirs):
-    """Map each image id to the JPEG files with that id, and the folder (group) each one is in."""
-    images, groups = {}, {}
+    """Map each image id to the JPEG files with that id (an image's folder name is its group)."""
+    images = {}
     for directory in map(Path, image_dirs):
         if not directory.is_dir():
             raise InputError(directory, "image folder not found")
@@ -70,8 +70,7 @@ def index_images(image_dirs):
                 if entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file():
                     path = Path(entry.path)
                     images.setdefault(safe_id(path), []).append(path)
-                    groups[path] = directory.name
-    return images, groups
+    return images
 
 
 def image_properties(path):
@@ -101,14 +100,18 @@ def check_box(box, width, height, boxes_outside, index):
     return inside, [Problem("box_outside", f"{where}; clipped to {inside}", WARNING, index)]
 
 
-def check_annotation(path, image_id, image_files, classes, boxes_outside):
-    """Read and check one annotation against its image.
+def check_annotation(path, image_id, image_files, classes, boxes_outside, same_id=()):
+    """Read and check one annotation against its image; ``same_id``: names of all annotation
+    files with this image id, when there are several.
 
     Returns (objects to keep, image properties, problems); the objects are only
     usable when no problem is an error.
     """
     annotation = read_annotation(path)
     problems = list(annotation.problems)
+    if same_id:
+        others = ", ".join(name for name in same_id if name != Path(path).name)
+        problems.append(Problem("duplicate_image_id", f"image id {image_id!r} is also the id of {others}"))
     if annotation.filename and safe_id(annotation.filename) != image_id:
         problems.append(Problem(
             "filename_mismatch",
@@ -198,6 +201,30 @@ def missing_annotations(selections, labelled_ids, annotations_dir, labelimg_comm
     return records
 
 
+def _refuse(path, errors, on_error):
+    """Stop at a bad file (InputError naming it and its first problem), or log that it is skipped."""
+    if on_error == "stop":
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise InputError(path, _describe(errors[0]) + more)
+    log.warning("skipped %s: %s", path, "; ".join(_describe(record) for record in errors))
+
+
+def _write_example(image_id, source, properties, objects, images_out, annotations_out):
+    """Link the image into JPEGImages and write its normalised annotation into Annotations."""
+    _link_or_copy(source, images_out / f"{image_id}.jpg")
+    width, height, depth = properties
+    write_annotation(annotations_out / f"{image_id}.xml", filename=f"{image_id}.jpg", width=width, height=height,
+                     depth=depth, objects=[item.as_dict() for item in objects], folder=IMAGES_DIR)
+
+
+def _duplicate_ids(xml_files):
+    """{image id: file names} for the ids that more than one annotation file maps to."""
+    names = {}
+    for path in xml_files:
+        names.setdefault(safe_id(path), []).append(path.name)
+    return {image_id: found for image_id, found in names.items() if len(found) > 1}
+
+
 def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_from="config", on_error="skip",
                   boxes_outside="clip", selections=(), labelimg_command=None):
     """Validate every annotation in ``annotations_dir`` and write the VOC tree to ``output_dir``.
@@ -206,6 +233,8 @@ def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_f
     (source video) of its images. Returns the validation summary (also
     written as validation.json). Raises InputError for the first bad file
     when ``on_error`` is "stop", and when no annotation is usable at all.
+    Memory holds the file lists and the problems found, nothing per used
+    file: the image table is streamed to disk.
     """
     if classes_from == "config" and len(set(classes)) != len(classes):
         twice = next(name for name, count in Counter(classes).items() if count > 1)
@@ -215,80 +244,77 @@ def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_f
     if not xml_files:
         hint = f" Label the chosen frames with: {labelimg_command}" if labelimg_command else ""
         raise InputError(annotations_dir, f"no annotation files (*.xml) in this folder.{hint}")
-    images, groups = index_images(image_dirs)
+    images = index_images(image_dirs)
     images_out, annotations_out = _prepare_output(output_dir, [annotations_dir, *image_dirs])
-    ids = Counter(safe_id(path) for path in xml_files)
+    duplicates = _duplicate_ids(xml_files)
     accepted = None if classes_from == "annotations" else list(classes)
-    records, rows = [], []
-    skipped = 0
-    for path in xml_files:
-        image_id = safe_id(path)
-        objects, properties, problems = check_annotation(path, image_id, images.get(image_id, []), accepted, boxes_outside)
-        if ids[image_id] > 1:
-            others = ", ".join(p.name for p in xml_files if safe_id(p) == image_id and p != path)
-            problems.append(Problem("duplicate_image_id", f"image id {image_id!r} is also the id of {others}"))
-        file_records = [_problem_record(path, problem) for problem in problems]
-        records.extend(file_records)
-        errors = [record for record in file_records if record["severity"] == ERROR]
-        if errors:
-            if on_error == "stop":
-                more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-                raise InputError(path, _describe(errors[0]) + more)
-            skipped += 1
-            log.warning("skipped %s: %s", path, "; ".join(_describe(record) for record in errors))
-            continue
-        source = images[image_id][0]
-        _link_or_copy(source, images_out / f"{image_id}.jpg")
-        width, height, depth = properties
-        write_annotation(annotations_out / f"{image_id}.xml", filename=f"{image_id}.jpg", width=width, height=height,
-                         depth=depth, objects=[item.as_dict() for item in objects], folder=IMAGES_DIR)
-        rows.append((image_id, groups[source], width, height, Counter(item.name for item in objects), source, path))
-    labelled = set(ids)
-    records.extend(missing_annotations(selections, labelled, annotations_dir, labelimg_command))
-    names = sorted({name for row in rows for name in row[4]}) if classes_from == "annotations" else list(classes)
+    records, boxes = [], Counter()
+    table = output_dir / "images.partial.csv"
+    used = negatives = 0
+    try:
+        with open(table, "w", newline="") as stream:
+            rows = csv.writer(stream)
+            for path in xml_files:
+                image_id = safe_id(path)
+                objects, properties, problems = check_annotation(
+                    path, image_id, images.get(image_id, []), accepted, boxes_outside, duplicates.get(image_id, ()))
+                file_records = [_problem_record(path, problem) for problem in problems]
+                records.extend(file_records)
+                errors = [record for record in file_records if record["severity"] == ERROR]
+                if errors:
+                    _refuse(path, errors, on_error)
+                    continue
+                source = images[image_id][0]
+                _write_example(image_id, source, properties, objects, images_out, annotations_out)
+                counts = Counter(item.name for item in objects)
+                boxes.update(counts)
+                used += 1
+                negatives += not counts
+                rows.writerow([image_id, source.parent.name, *properties[:2], json.dumps(counts), source, path])
+    except InputError:
+        table.unlink()
+        raise
+    records.extend(missing_annotations(selections, {safe_id(path) for path in xml_files}, annotations_dir,
+                                       labelimg_command))
+    names = sorted(boxes) if classes_from == "annotations" else list(classes)
     class_ids = {name: label for label, name in enumerate(names)}
-    summary = _summarise(annotations_dir, image_dirs, len(xml_files), rows, skipped, records, class_ids,
-                         {"on_error": on_error, "boxes_outside": boxes_outside, "classes_from": classes_from})
-    _write_outputs(output_dir, rows, class_ids, summary)
-    if not rows:
+    notes = [f"class {name!r} has no boxes in any usable annotation" for name in class_ids if not boxes[name]]
+    if used and not boxes:
+        notes.append("no usable annotation has any box: nothing to train on")
+    summary = {
+        "annotations_dir": str(annotations_dir),
+        "image_dirs": [str(directory) for directory in image_dirs],
+        "settings": {"on_error": on_error, "boxes_outside": boxes_outside, "classes_from": classes_from},
+        "classes": class_ids,
+        "annotation_files": len(xml_files),
+        "used": used,
+        "skipped": len(xml_files) - used,
+        "negatives": negatives,
+        "boxes": {name: boxes[name] for name in class_ids},
+        "not_yet_labelled": sum(1 for record in records if record["code"] == "annotation_missing"),
+        "notes": notes,
+        "problems": records,
+    }
+    _write_outputs(output_dir, table, class_ids, summary)
+    if not used:
         first = next(record for record in records if record["severity"] == ERROR)
         raise InputError(annotations_dir, f"none of the {len(xml_files)} annotation files is usable, e.g. "
                                           f"{first['file']}: {_describe(first)} (all problems: {output_dir / 'validation.txt'})")
     return summary
 
 
-def _summarise(annotations_dir, image_dirs, files, rows, skipped, records, class_ids, settings):
-    boxes = Counter()
-    for row in rows:
-        boxes.update(row[4])
-    notes = [f"class {name!r} has no boxes in any usable annotation" for name in class_ids if not boxes[name]]
-    if rows and not sum(boxes.values()):
-        notes.append("no usable annotation has any box: nothing to train on")
-    return {
-        "annotations_dir": str(annotations_dir),
-        "image_dirs": [str(directory) for directory in image_dirs],
-        "settings": settings,
-        "classes": class_ids,
-        "annotation_files": files,
-        "used": len(rows),
-        "skipped": skipped,
-        "negatives": sum(1 for row in rows if not row[4]),
-        "boxes": {name: boxes[name] for name in class_ids},
-        "not_yet_labelled": sum(1 for record in records if record["code"] == "annotation_missing"),
-        "notes": notes,
-        "problems": records,
-    }
-
-
-def _write_outputs(output_dir, rows, class_ids, summary):
+def _write_outputs(output_dir, table, class_ids, summary):
+    """classes.json, images.csv (the streamed table with a column per class), validation.json and .txt."""
     (output_dir / "classes.json").write_text(json.dumps(class_ids, indent=2, ensure_ascii=False) + "\n")
-    with open(output_dir / "images.csv", "w", newline="") as stream:
+    with open(table, newline="") as source, open(output_dir / "images.csv", "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["image_id", "group", "width", "height", "boxes", *(f"boxes_{name}" for name in class_ids),
                          "source_image", "source_annotation"])
-        for image_id, group, width, height, counts, source, annotation in rows:
+        for image_id, group, width, height, counts, image, annotation in csv.reader(source):
+            counts = json.loads(counts)
             writer.writerow([image_id, group, width, height, sum(counts.values()),
-                             *(counts[name] for name in class_ids), source, annotation])
+                             *(counts.get(name, 0) for name in class_ids), image, annotation])
+    table.unlink()
     (output_dir / "validation.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     (output_dir / "validation.txt").write_text(readable_report(summary))
 
