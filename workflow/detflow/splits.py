@@ -19,9 +19,10 @@ How a split is chosen, and why:
   legitimate lever is the seed, which is the person's own, recorded choice.
   The report therefore measures the class balance of the split (boxes per
   class per split against the configured fractions), warns when a class is
-  absent from a split, and lists the seeds that balance the current groups
-  best. Pinning one of those in ``split.seed`` balances the split once;
-  it then stays stable as more videos arrive.
+  absent from a split, and lists seeds that balance the current groups
+  clearly better (a quarter less imbalance or more), if any. Pinning one of
+  those in ``split.seed`` balances the split once; it then stays stable as
+  more videos arrive.
 - trainval is exactly train ∪ val; the three splits are disjoint. Every list
   holds image ids sorted by name, one per line, without extension.
 """
@@ -41,6 +42,7 @@ SPLITS = ("train", "val", "test")
 LIST_FILES = ("train", "val", "trainval", "test")
 SEED_SEARCH_HASHES = 200_000  # seeds tried x groups: keeps the seed search well under a second
 SUGGESTED_SEEDS = 3
+CLEARLY_BETTER = 0.75  # a seed is suggested only if it cuts the imbalance by a quarter or more: no churn over noise
 
 
 def unit_hash(seed, group):
@@ -136,7 +138,7 @@ def imbalance(group_counts, assignment, fractions, classes):
 
 
 def better_seeds(group_counts, seed, fractions, classes):
-    """Up to three seeds that balance these groups better than ``seed``, best first, with their scores."""
+    """Up to three seeds that balance these groups clearly better than ``seed``, best first, with their scores."""
     current = imbalance(group_counts, {g: split_of(g, seed, fractions) for g in group_counts}, fractions, classes)
     tries = max(20, min(1000, SEED_SEARCH_HASHES // max(len(group_counts), 1)))
     scored = []
@@ -145,7 +147,8 @@ def better_seeds(group_counts, seed, fractions, classes):
             assignment = {g: split_of(g, candidate, fractions) for g in group_counts}
             scored.append((round(imbalance(group_counts, assignment, fractions, classes), 4), candidate))
     scored.sort()
-    return current, [{"seed": s, "imbalance": score} for score, s in scored[:SUGGESTED_SEEDS] if score < current - 1e-9]
+    clearly_better = [{"seed": s, "imbalance": score} for score, s in scored if score <= current * CLEARLY_BETTER]
+    return current, clearly_better[:SUGGESTED_SEEDS]
 
 
 def warnings_for(stats, fractions, classes, groups, group_by):
