@@ -78,8 +78,8 @@ def test_same_seed_same_lists_other_seed_other_lists(tmp_path):
 
 
 def test_adding_videos_never_moves_an_existing_one(tmp_path):
-    before = split_dataset(build(tmp_path / "before", VIDEOS[:6]))["groups"]
-    after = split_dataset(build(tmp_path / "after", VIDEOS))["groups"]
+    before = split_dataset(build(tmp_path / "before", VIDEOS[:6]), seed=4)["groups"]
+    after = split_dataset(build(tmp_path / "after", VIDEOS), seed=4)["groups"]
     assert {video: after[video] for video in before} == before
     for seed in range(20):  # and at scale, for many seeds
         few = {f"clip{n}": split_of(f"clip{n}", seed, FRACTIONS) for n in range(50)}
@@ -110,7 +110,7 @@ def test_image_grouping_splits_frames_of_one_video(tmp_path):
 
 def test_report_counts_classes_and_warns_when_a_class_is_absent(tmp_path):
     voc = build(tmp_path, VIDEOS[:5], classes=("grab", "drop", "wave"))
-    summary = split_dataset(voc, seed=3)
+    summary = split_dataset(voc, seed=2)  # 1 video in train: it shows two of the three classes
     lists = read_lists(voc)
     rows = {row["image_id"]: row for row in csv.DictReader(open(voc / "images.csv"))}
     for name in ("train", "val", "test"):
@@ -128,8 +128,8 @@ def test_report_counts_classes_and_warns_when_a_class_is_absent(tmp_path):
 
 def test_suggested_seeds_really_balance_better(tmp_path):
     voc = build(tmp_path, VIDEOS[:6], classes=("grab", "drop", "wave"))
-    summary = split_dataset(voc, seed=3)
-    assert summary["better_seeds"], "seed 3 leaves a class out of a split; better seeds exist"
+    summary = split_dataset(voc, seed=2)
+    assert summary["better_seeds"], "seed 2 puts 1 of 6 videos in train; better seeds exist"
     best = summary["better_seeds"][0]
     assert best["imbalance"] < summary["imbalance"]
     again = split_dataset(voc, seed=best["seed"])
@@ -143,6 +143,21 @@ def test_imbalance_is_zero_for_a_perfect_split():
     perfect = {"a": "train", "b": "val", "c": "test"}
     assert imbalance(groups, perfect, FRACTIONS, ["grab"]) == pytest.approx(0)
     assert imbalance(groups, {"a": "train", "b": "train", "c": "test"}, FRACTIONS, ["grab"]) > 1
+
+
+def test_an_empty_train_or_val_split_is_an_error_with_a_way_out(tmp_path):
+    voc = build(tmp_path, VIDEOS[:6])
+    with pytest.raises(InputError) as raised:
+        split_dataset(voc, seed=3)
+    assert raised.value.where == "split"
+    assert raised.value.reason.startswith("val would be empty with 6 videos and seed 3: training needs both")
+    assert "seeds that fill the splits better: 4," in raised.value.reason
+    assert raised.value.reason.endswith("or add videos or set split.group_by: image")
+    assert split_dataset(voc, seed=4)["splits"]["val"]["images"] > 0
+    one_video = build(tmp_path / "one", VIDEOS[:1])
+    with pytest.raises(InputError, match="would be empty with 1 videos"):
+        split_dataset(one_video)
+    assert split_dataset(one_video, group_by="image")["splits"]["val"]["images"] > 0
 
 
 @pytest.mark.parametrize("fractions, message", [
@@ -201,7 +216,7 @@ def load_every_split(voc):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_keras_retinanet_loads_every_split(tmp_path):
     voc = build(tmp_path / "videos", VIDEOS[:8])
-    split_dataset(voc, seed=3)
+    split_dataset(voc, seed=1)
     loaded = load_every_split(voc)
     assert loaded["trainval"] == loaded["train"] + loaded["val"] and loaded["train"] > 0
 

@@ -15,7 +15,10 @@ How a split is chosen, and why:
 - Balance versus stability: if adding any group must never move an existing
   one, a group's split can depend on nothing but itself and the seed (add the
   others one at a time and none may move). So no stable rule can rebalance
-  classes as data grows; any "rebalancing" is exactly a move. The one
+  classes as data grows; any "rebalancing" is exactly a move. (Using the
+  group's own content, such as its classes, would still place each group
+  independently, and would move a video whenever its labels are edited: the
+  hash takes the name only.) The one
   legitimate lever is the seed, which is the person's own, recorded choice.
   The report therefore measures the class balance of the split (boxes per
   class per split against the configured fractions), warns when a class is
@@ -23,6 +26,8 @@ How a split is chosen, and why:
   clearly better (a quarter less imbalance or more), if any. Pinning one of
   those in ``split.seed`` balances the split once; it then stays stable as
   more videos arrive.
+- An empty train or val split is an error (training needs both), with the
+  seeds that would fill them; an empty test split is a warning.
 - trainval is exactly train ∪ val; the three splits are disjoint. Every list
   holds image ids sorted by name, one per line, without extension.
 """
@@ -205,6 +210,13 @@ def make_splits(images_csv, classes_json, output_dir, *, seed, fractions, group_
     (Path(output_dir) / "splits.txt").write_text(readable_report(summary))
     for warning in summary["warnings"]:
         log.warning("%s", warning)
+    empty = [name for name in ("train", "val") if not stats[name]["images"]]
+    if empty:
+        kind = "videos" if group_by == "video" else "images"
+        seeds = f"; seeds that fill the splits better: {', '.join(str(s['seed']) for s in suggestions)}" if suggestions else ""
+        advice = f"add {kind}" + (" or set split.group_by: image" if group_by == "video" else "")
+        raise InputError("split", f"{' and '.join(empty)} would be empty with {len(group_counts)} {kind} and seed "
+                                  f"{seed}: training needs both{seeds}; or {advice}")
     return summary
 
 
