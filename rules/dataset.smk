@@ -27,5 +27,5 @@ rule dataset:
         "../envs/video.yaml"
     shell:
         "python -m detflow.dataset {params.annotations:q} results/voc --images {input.frames:q}"
-        " --selections {input.selections:q} --labelimg-command {input.labelimg:q}"
+        " --selections {input.selections:q} --labelimg-command-file {input.labelimg:q}"
         " {params.classes} {params.options} > {log:q} 2>&1"

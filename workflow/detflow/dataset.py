@@ -352,7 +352,8 @@ def main(argv=None):
     parser.add_argument("output", help="folder of the VOC tree to write (e.g. results/voc)")
     parser.add_argument("--images", nargs="+", required=True, help="folders of JPEG images; a folder's name is its images' group")
     parser.add_argument("--selections", nargs="*", default=[], help="CSV files of frames chosen for labelling (column file)")
-    parser.add_argument("--labelimg-command", type=Path, help="file holding the labelImg command to suggest for unlabelled frames")
+    parser.add_argument("--labelimg-command-file", type=Path,
+                        help="file holding the labelImg command (results/labelling/labelimg.txt) to suggest for unlabelled frames")
     parser.add_argument("--classes", default="", help="class names, comma-separated, in label-id order")
     parser.add_argument("--classes-from", choices=("config", "annotations"), default="config")
     parser.add_argument("--on-error", choices=("skip", "stop"), default="skip")
@@ -361,7 +362,10 @@ def main(argv=None):
     classes = [name for name in args.classes.split(",") if name]
     if args.classes_from == "config" and not classes:
         raise InputError("classes", "no classes given (--classes grab,drop or --classes-from annotations)")
-    command = args.labelimg_command.read_text().strip() if args.labelimg_command else None
+    try:
+        command = args.labelimg_command_file.read_text().strip() if args.labelimg_command_file else None
+    except OSError as error:
+        raise InputError(args.labelimg_command_file, f"cannot be read: {error.strerror}")
     summary = build_dataset(args.annotations, args.images, args.output, classes=classes, classes_from=args.classes_from,
                             on_error=args.on_error, boxes_outside=args.boxes_outside, selections=args.selections,
                             labelimg_command=command)
