@@ -104,8 +104,8 @@ def check_annotation(path, image_id, image_files, classes, boxes_outside, same_i
     """Read and check one annotation against its image; ``same_id``: names of all annotation
     files with this image id, when there are several.
 
-    Returns (objects to keep, image properties, problems); the objects are only
-    usable when no problem is an error.
+    Returns (objects, with boxes clipped where allowed; image properties;
+    problems). The objects are only usable when no problem is an error.
     """
     annotation = read_annotation(path)
     problems = list(annotation.problems)
@@ -135,7 +135,6 @@ def check_annotation(path, image_id, image_files, classes, boxes_outside, same_i
                 f"is {properties[0]}x{properties[1]}",
             ))
     size_known = properties is not None and not any(p.code.startswith("size_") for p in problems)
-    kept = []
     for item in annotation.objects:
         if item.name is not None and classes is not None and item.name not in classes:
             problems.append(Problem(
@@ -146,8 +145,7 @@ def check_annotation(path, image_id, image_files, classes, boxes_outside, same_i
             problems.extend(box_problems)
             if box is not None:
                 item.box = box
-        kept.append(item)
-    return kept, properties, problems
+    return annotation.objects, properties, problems
 
 
 def _problem_record(file, problem, fix=None):
