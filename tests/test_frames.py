@@ -164,7 +164,7 @@ def test_time_range_without_frames_is_refused(tmp_path, clip):
 
 
 def test_command_line_error_is_one_line_without_traceback(tmp_path):
-    video = not_a_video(tmp_path / "my clip; $HOME 'quoted' été.mp4")
+    video = not_a_video(tmp_path / """my clip; $HOME 'single' "double" été.mp4""")
     result = subprocess.run([sys.executable, "-m", "detflow.frames", str(video), "--out-dir", str(tmp_path / "out"),
                              "--manifest", str(tmp_path / "out.csv")], capture_output=True, text=True)
     assert result.returncode == 1
@@ -173,13 +173,13 @@ def test_command_line_error_is_one_line_without_traceback(tmp_path):
 
 
 def test_command_line_names_frames_by_the_safe_video_id(tmp_path):
-    video = write_video(tmp_path / "in" / "my clip; $HOME 'quoted' été.mp4", 6)
+    video = write_video(tmp_path / "in" / """my clip; $HOME 'single' "double" été.mp4""", 6)
     result = subprocess.run([sys.executable, "-m", "detflow.frames", str(video), "--out-dir", str(tmp_path / "out"),
                              "--manifest", str(tmp_path / "out.csv"), "--every-nth", "2", "--skip-duplicates",
                              "false", "--max-frames", "none"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
-        f"my_clip_HOME_quoted_été_{index:06d}.jpg" for index in (0, 2, 4)]
+        f"my_clip_HOME_single_double_été_{index:06d}.jpg" for index in (0, 2, 4)]
 
 
 def test_output_folder_with_files_is_refused(tmp_path, clip):
