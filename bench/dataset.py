@@ -10,7 +10,7 @@ Target (issue 3): at least 1,000 files/s, and memory that does not grow with
 the number of files beyond the file lists themselves; memory is measured in a
 fresh process per size (tracemalloc peak and peak RSS at 1,000 and 5,000 files).
 
-    .venv/bin/python bench/dataset.py [--files 5000] [--small 1000]
+    .venv/bin/python bench/dataset.py [--files 5000] [--small 1000] [--repeats 3]
 """
 import argparse
 import json
@@ -70,7 +70,7 @@ def reference_parse(xml_files):
 
 
 def reference_copy(xml_files, target):
-    target.mkdir()
+    target.mkdir(parents=True)
     started = time.perf_counter()
     for path in xml_files:
         shutil.copyfile(path, target / path.name)
@@ -105,6 +105,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per contender; the best counts")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--tracemalloc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -117,9 +118,10 @@ def main():
         annotations, _ = generate(large, args.files)
         xml_files = sorted(annotations.glob("*.xml"))
         reference_parse(xml_files)  # warm the page cache for both contenders
-        reference = reference_parse(xml_files)
-        copying = reference_copy(xml_files, Path(tmp) / "copies")
-        timed = in_fresh_process(large, False)
+        # Best of several runs each: the machine is shared, and the fastest run is the least disturbed one.
+        reference = min(reference_parse(xml_files) for _ in range(args.repeats))
+        copying = min(reference_copy(xml_files, Path(tmp) / "copies" / str(run)) for run in range(args.repeats))
+        timed = min((in_fresh_process(large, False) for _ in range(args.repeats)), key=lambda result: result["seconds"])
         memory_small, memory_large = in_fresh_process(small, True), in_fresh_process(large, True)
 
     reference_rate = args.files / reference
@@ -129,7 +131,7 @@ def main():
     lists_per_file = (memory_large["lists_bytes"] - memory_small["lists_bytes"]) / extra
     rss = (memory_large["peak_rss_kib"] - memory_small["peak_rss_kib"]) * 1024 / extra
     print(f"dataset stage: {args.files} generated labelImg annotations (2 boxes each, 1 in 50 with a float "
-          f"coordinate), {SIZE[0]}x{SIZE[1]} JPEG frames in {VIDEOS} video folders")
+          f"coordinate), {SIZE[0]}x{SIZE[1]} JPEG frames in {VIDEOS} video folders; best of {args.repeats} runs each")
     print(f"reference  lxml.etree.parse loop, same files:      {reference_rate:8.0f} files/s ({reference:.2f} s)")
     print(f"detflow    build_dataset (validate + assemble):    {rate:8.0f} files/s ({timed['seconds']:.2f} s, "
           f"{timed['used']} used)")
