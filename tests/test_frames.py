@@ -158,6 +158,15 @@ def test_two_files_with_one_name_are_refused_naming_both(tmp_path):
     assert "same name apart from its extension" in error.value.reason
 
 
+def test_two_names_with_one_safe_name_are_refused(tmp_path):
+    first, second = write_video(tmp_path / "in" / "a b.mp4", 5), write_video(tmp_path / "in" / "a_b.mp4", 5)
+    with pytest.raises(InputError) as error:
+        extract_frames([first, second], tmp_path / "out", tmp_path / "out.csv")
+    assert error.value.where == str(first)
+    assert f"{second} has a name that differs only in characters" in error.value.reason
+    assert "'a_b'" in error.value.reason
+
+
 def test_time_range_without_frames_is_refused(tmp_path, clip):
     with pytest.raises(InputError, match="no frame between start_s=10"):
         run_extract(tmp_path, clip, start_s=10)

@@ -50,15 +50,15 @@ def frame_file_name(video, frame_index):
 
 
 def single_video(videos):
-    """The one file of a video id; two files with the same id (e.g. clip.mp4 and clip.avi) are refused."""
+    """The one file of a video id; two files with the same id (clip.mp4 and clip.avi, or a b.mp4 and a_b.mp4)
+    are refused."""
     videos = [Path(video) for video in videos]
     if len(videos) > 1:
         others = ", ".join(str(video) for video in videos[1:])
-        raise InputError(
-            videos[0],
-            f"{others} has the same name apart from its extension (both would be video "
-            f"'{video_id(videos[0])}'); rename or remove one of them",
-        )
+        how = ("has the same name apart from its extension" if len({video.stem for video in videos}) == 1
+               else "has a name that differs only in characters that video names replace with '_'")
+        raise InputError(videos[0], f"{others} {how} (both would be video '{video_id(videos[0])}'); "
+                                    "rename or remove one of them")
     return videos[0]
 
 
