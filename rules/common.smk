@@ -101,7 +101,7 @@ def annotation_files(wildcards):
     """The demo's generated labels, or every XML in the person's annotations folder."""
     if DEMO:
         return "results/demo/annotations"
-    return sorted(str(path) for path in Path(annotations_dir()).glob("*.xml"))
+    return sorted(str(path) for path in Path(annotations_dir()).glob("*") if path.suffix.lower() == ".xml")
 
 
 def training_options():

@@ -24,6 +24,7 @@ class WorkflowCopy:
 
     def __init__(self, root):
         self.root = Path(root)
+        self.root.mkdir(parents=True)
         for part in WORKFLOW_PARTS:
             source = REPO / part
             if source.is_dir():
@@ -59,7 +60,7 @@ class WorkflowCopy:
 
     def dry_run_jobs(self, *args):
         """The rules a dry run would run, with their job counts: {"extract_frames": 2, ...}."""
-        output = self.snakemake("-n", "--quiet", "rules", *args).stdout
+        output = self.snakemake(*args, "-n", "--quiet", "rules").stdout
         jobs = {}
         for line in output.splitlines():
             parts = line.split()
