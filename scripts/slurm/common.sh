@@ -4,6 +4,7 @@
 state=${DETFLOW_SLURM_DIR:-/tmp/detflow-slurm}
 conf_dir=$state/etc
 conf=$conf_dir/slurm.conf
+published_conf_dir=/run/slurm/conf
 munge_socket=$state/munge/munge.socket
 mariadb_socket=$state/mariadb/mariadb.sock
 

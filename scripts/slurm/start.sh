@@ -12,8 +12,8 @@
 #
 # Standard output is one shell line that points SLURM's commands at the cluster:
 #     eval "$(scripts/slurm/start.sh)"
-# Jobs inherit SLURM_CONF through sbatch --export=ALL, so the `srun` that the
-# executor runs inside each job finds the configuration too.
+# The `srun` that the executor runs inside each job gets no SLURM_CONF: it
+# finds the configuration at /run/slurm/conf (see publish_configuration).
 set -euo pipefail
 
 source "$(dirname "$0")/common.sh"
@@ -163,6 +163,22 @@ EOF
     )
 }
 
+# The executor runs `srun` inside each job with every SLURM_* variable removed,
+# SLURM_CONF too, so that srun looks where SLURM's commands look without it:
+# /etc/slurm/slurm.conf, then /run/slurm/conf, where a "configless" slurmd
+# keeps the cluster's configuration. This cluster's is published there, as a
+# symbolic link that stop.sh removes.
+publish_configuration() {
+    [ -e /etc/slurm/slurm.conf ] &&
+        fail "this machine has a SLURM configuration of its own, /etc/slurm/slurm.conf: jobs' srun would read it"
+    if [ "$(readlink "$published_conf_dir")" != "$conf_dir" ]; then
+        [ -e "$published_conf_dir" ] &&
+            fail "$published_conf_dir exists (a configless slurmd's?): jobs' srun would read it"
+        mkdir -p "$(dirname "$published_conf_dir")"
+        ln -s "$conf_dir" "$published_conf_dir"
+    fi
+}
+
 start_munge() {
     if ! owned_pid munged >/dev/null; then
         if [ ! -s "$state/munge/munge.key" ]; then
@@ -233,6 +249,7 @@ chmod 755 "$state" "$state/munge"
 install_packages
 export SLURM_CONF=$conf
 write_configuration
+publish_configuration
 start_munge
 start_mariadb
 start_slurmdbd

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop the test cluster that scripts/slurm/start.sh started: cancel its jobs,
 # then end its daemons (slurmd, slurmctld, slurmdbd, MariaDB, munged) in that
-# order. Only processes recorded in $DETFLOW_SLURM_DIR/run/ that are still the
+# order, and withdraw its configuration from /run/slurm/conf. Only processes recorded in $DETFLOW_SLURM_DIR/run/ that are still the
 # daemons start.sh launched are signalled; anything else on the machine is left
 # alone. State, configuration and logs stay for the next start (delete
 # $DETFLOW_SLURM_DIR to start from scratch). Idempotent.
@@ -39,3 +39,7 @@ fi
 for daemon in slurmd slurmctld slurmdbd mariadbd munged; do
     stop_daemon "$daemon"
 done
+if [ "$(readlink "$published_conf_dir")" = "$conf_dir" ]; then
+    rm "$published_conf_dir"
+    rmdir --ignore-fail-on-non-empty "$(dirname "$published_conf_dir")"
+fi
