@@ -118,6 +118,16 @@ def training_weights():
     return [] if weights in ("none", "imagenet") else [weights]
 
 
+def section_options(section, *keys):
+    """Some values of a config section as command-line options."""
+    return cli_options({key: config[section][key] for key in keys})
+
+
+def model_options():
+    """How the model was built and sees images, for the stages that load the inference model."""
+    return section_options("train", "backbone", "feature_size", "image_min_side", "image_max_side")
+
+
 def final_outputs():
     return [
         "results/labelling/labelimg.txt",
