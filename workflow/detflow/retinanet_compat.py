@@ -9,9 +9,10 @@ process that builds or loads a model (see ../../../shared/STACK.md):
    with tf_keras layers, so tf_keras is registered as ``keras``.
 
 It also builds a backbone's RetinaNet with a chosen FPN/head width through the
-library's own ``submodels`` and ``create_pyramid_features`` arguments, and sets
-up the device (GPU with memory growth when visible, else CPU). Nothing here
-copies or edits library code.
+library's own ``submodels`` and ``create_pyramid_features`` arguments, feeds
+its generators to tf.keras for any number of steps per epoch, and sets up the
+device (GPU with memory growth when visible, else CPU). Nothing here copies or
+edits library code.
 """
 import functools
 import logging
@@ -86,6 +87,29 @@ def build_retinanet(backbone_name, num_classes, feature_size=LIBRARY_FEATURE_SIZ
         submodels=retinanet_submodels(num_classes, feature_size),
         create_pyramid_features=functools.partial(_library_pyramid_features, feature_size=feature_size),
     )
+
+
+class EpochOfSteps(tf_keras.utils.Sequence):
+    """``steps`` batches per epoch from a keras-retinanet generator, going round it as often as needed.
+
+    keras-retinanet's ``--steps`` assumed Keras 2.3's ``fit_generator``, which
+    cycled a Sequence for as many steps as asked. tf.keras instead stops the
+    whole training ("Your input ran out of data") once an epoch asks for more
+    batches than the Sequence holds. The generator reshuffles at every epoch end.
+    """
+
+    def __init__(self, generator, steps):
+        self.generator = generator
+        self.steps = steps
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        return self.generator[index % len(self.generator)]
+
+    def on_epoch_end(self):
+        self.generator.on_epoch_end()
 
 
 def feature_size_of(model):

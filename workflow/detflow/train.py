@@ -13,9 +13,10 @@ epoch). Around it the stage adds what a long run needs:
   ranked as the best-snapshot stage ranks them, so its choice always exists);
 - a per-epoch metrics CSV, rewritten after every epoch;
 - resume: the snapshot folder holds ``progress.json``; when a run stopped
-  before its last epoch and the fingerprint of its inputs and settings
-  matches, training continues from the last snapshot at the next epoch,
-  optimizer state included; otherwise it starts clean;
+  before its last epoch (killed, or finished with fewer epochs than now
+  asked for) and the fingerprint of its inputs and settings matches,
+  training continues from the last snapshot at the next epoch, optimizer
+  state included; otherwise it starts clean;
 - clear errors for an empty split, a validation split without boxes,
   classes that differ from the dataset's, an unreadable weights file, a loss
   that became NaN, and too little disk for the next snapshot. None of these
@@ -32,6 +33,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -443,8 +445,8 @@ def resumable_run(snapshot_dir, fingerprint_, epochs):
         return None, "no earlier run"
     if previous.fingerprint != fingerprint_:
         return None, "the dataset, classes, settings or code changed since the earlier run"
-    if previous.stopped:
-        return None, f"the earlier run finished ({previous.stopped})"
+    if previous.stopped == "early_stopping":
+        return None, "the earlier run stopped early (train.patience)"
     if not previous.records:
         return None, "the earlier run stopped before finishing an epoch"
     if len(previous.records) >= epochs:
@@ -527,6 +529,7 @@ def train(voc_dir, metrics_csv, training_json, snapshot_dir, tensorboard_dir, se
     else:
         progress.remove_strays()
         progress.resumes.append(resumed)
+        progress.stopped = None
     log.info("model: %s RetinaNet, FPN and heads %d wide, %d parameters, %d classes %s",
              settings.backbone, compat.feature_size_of(model), model.count_params(), len(class_map), class_names)
 
@@ -546,7 +549,7 @@ def train(voc_dir, metrics_csv, training_json, snapshot_dir, tensorboard_dir, se
     started = time.time()
     # An InputError raised by a callback (NaN loss, disk full) ends fit() and the stage.
     model.fit(
-        train_generator,
+        compat.EpochOfSteps(train_generator, settings.steps),
         steps_per_epoch=settings.steps,
         epochs=settings.epochs,
         initial_epoch=initial_epoch,
@@ -617,6 +620,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    sys.stdout.reconfigure(line_buffering=True)  # Keras's epoch lines reach the job log as they happen
     args = parse_args(argv)
     settings = Settings(**{name: getattr(args, name) for name in Settings.__dataclass_fields__})
     try:
