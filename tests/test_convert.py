@@ -1,0 +1,97 @@
+"""Conversion stage: a training snapshot becomes an inference model with
+keras-retinanet's convert_model; a fresh process loads it with
+keras_retinanet.models.load_model and gets boxes, scores and labels."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from detflow import convert
+from detflow import train as training
+from detflow.cli import InputError
+
+from training_fixtures import make_voc  # noqa: E402
+
+BACKBONE = "mobilenet128_0.25"
+
+# Run in a fresh process, as the prediction stage will: only the compat module and keras-retinanet.
+PREDICT = """
+import json, sys
+from detflow import retinanet_compat
+from keras_retinanet import models
+from keras_retinanet.utils.image import read_image_bgr, resize_image
+
+path, backbone, image_path = sys.argv[1:]
+model = models.load_model(path, backbone_name=backbone)
+raw = read_image_bgr(image_path)
+image, scale = resize_image(models.backbone(backbone).preprocess_image(raw), min_side=96, max_side=128)
+boxes, scores, labels = model.predict_on_batch(image[None])[:3]
+print(json.dumps({
+    "image": raw.shape[:2], "boxes": (boxes[0] / scale).tolist(), "scores": scores[0].tolist(),
+    "labels": labels[0].tolist(), "filter": model.get_layer("filtered_detections").get_config(),
+    "feature_size": retinanet_compat.feature_size_of(model),
+}))
+"""
+
+
+def write_snapshot(tmp_path, feature_size):
+    """A snapshot as the training stage writes it (compiled training model, .h5) and its best.json."""
+    settings = training.Settings(backbone=BACKBONE, feature_size=feature_size)
+    model = training.new_model(settings, num_classes=2)
+    snapshot = tmp_path / f"{BACKBONE}_pascal_01.h5"
+    model.save(snapshot, save_format="h5")
+    best = tmp_path / "best.json"
+    best.write_text(json.dumps({"backbone": BACKBONE, "feature_size": feature_size, "epoch": 1}))
+    return snapshot, best
+
+
+@pytest.mark.parametrize("feature_size", [16, 256])
+def test_inference_model_loads_in_a_fresh_process_and_detects(tmp_path, feature_size):
+    snapshot, best = write_snapshot(tmp_path, feature_size)
+    inference = tmp_path / "model" / "inference.h5"
+    # An untrained head scores every anchor about 0.01 (its prior): a threshold under it returns boxes.
+    convert.main([str(snapshot), str(best), str(inference), "--nms", "true", "--nms-threshold", "0.3",
+                  "--score-threshold", "0.001", "--max-detections", "7"])
+    image = make_voc(tmp_path / "voc", train=1, val=0) / "JPEGImages" / "train_000.jpg"
+    result = subprocess.run([sys.executable, "-c", PREDICT, str(inference), BACKBONE, str(image)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    detections = json.loads(result.stdout.strip().splitlines()[-1])
+    assert detections["feature_size"] == feature_size
+    assert (detections["filter"]["nms"], detections["filter"]["nms_threshold"]) == (True, pytest.approx(0.3))
+    assert detections["filter"]["score_threshold"] == pytest.approx(0.001)
+    assert detections["filter"]["max_detections"] == 7
+    scores, labels, boxes = detections["scores"], detections["labels"], detections["boxes"]
+    assert len(scores) == len(labels) == len(boxes) == 7
+    assert all(score > 0.001 for score in scores) and scores == sorted(scores, reverse=True)
+    assert set(labels) <= {0, 1}
+    height, width = detections["image"]
+    for x1, y1, x2, y2 in boxes:
+        assert 0 <= x1 <= x2 <= width + 1e-3 and 0 <= y1 <= y2 <= height + 1e-3
+
+
+def test_a_corrupt_snapshot_is_a_clear_error(tmp_path):
+    snapshot = tmp_path / "broken.h5"
+    snapshot.write_bytes(b"not an HDF5 file")
+    best = tmp_path / "best.json"
+    best.write_text(json.dumps({"backbone": BACKBONE, "feature_size": 16, "epoch": 1}))
+    with pytest.raises(InputError, match=f"cannot be loaded as a {BACKBONE} RetinaNet snapshot") as error:
+        convert.convert(snapshot, best, tmp_path / "inference.h5")
+    assert error.value.where == str(snapshot)
+    assert not (tmp_path / "inference.h5").exists()
+
+
+def test_a_width_other_than_best_json_says_is_refused(tmp_path):
+    snapshot, best = write_snapshot(tmp_path, 16)
+    best.write_text(json.dumps({"backbone": BACKBONE, "feature_size": 64, "epoch": 1}))
+    with pytest.raises(InputError, match="has 16-wide FPN and heads, but .* says 64"):
+        convert.convert(snapshot, best, tmp_path / "inference.h5")
+
+
+def test_an_inference_model_is_not_a_snapshot(tmp_path):
+    snapshot, best = write_snapshot(tmp_path, 16)
+    inference = tmp_path / "inference.h5"
+    convert.convert(snapshot, best, inference)
+    with pytest.raises(InputError, match="Input is not a training model"):
+        convert.convert(inference, best, tmp_path / "again.h5")
