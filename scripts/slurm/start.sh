@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
 # Start a single-node SLURM cluster on this machine, for the cluster tests and
-# for trying the SLURM profile: munged, MariaDB, slurmdbd (job accounting, which
-# the Snakemake SLURM executor queries with sacct), slurmctld and slurmd, from
-# Debian's packages (installed with apt-get when missing; needs root).
+# for trying the SLURM profile: munged, MariaDB, slurmdbd (accounting: sacct,
+# sacctmgr), slurmctld and slurmd, from Debian's packages (installed with
+# apt-get when missing; needs root).
 #
 # Everything listens on 127.0.0.1 only, on ports of its own, and keeps its
 # state, logs and configuration in $DETFLOW_SLURM_DIR (default
-# /tmp/detflow-slurm): the machine's own /etc/slurm, /etc/munge and MariaDB are
-# not touched. Idempotent: daemons already running are left as they are.
-# scripts/slurm/stop.sh ends exactly the daemons this script started.
+# /tmp/detflow-slurm). The machine's own /etc/slurm, /etc/munge and MariaDB are
+# not touched; the one thing outside that folder is the link /run/slurm/conf
+# (see publish_configuration). Idempotent: daemons already running are left as
+# they are. scripts/slurm/stop.sh ends exactly the daemons this script started.
 #
 # Standard output is one shell line that points SLURM's commands at the cluster:
 #     eval "$(scripts/slurm/start.sh)"
-# The `srun` that the executor runs inside each job gets no SLURM_CONF: it
-# finds the configuration at /run/slurm/conf (see publish_configuration).
 set -euo pipefail
 
 source "$(dirname "$0")/common.sh"
@@ -115,7 +114,11 @@ SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1024
 MpiDefault=none
 ReturnToService=2
-# The executor asks sacct for job states: accounting through slurmdbd.
+# Finished jobs stay visible to squeue this long: the executor's squeue status
+# mode (profiles/slurm) needs at least 120 s.
+MinJobAge=300
+# Accounting through slurmdbd, as on real clusters: the executor checks
+# accounts with sacctmgr, and sacct keeps a record of every job.
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$slurmdbd_port
