@@ -1,1 +1,35 @@
 # Rules of the evaluate stage: see workflow/detflow/evaluate.py.
+
+
+rule evaluate:
+    input:
+        model="results/model/inference.h5",
+        classes="results/voc/classes.json",
+        images="results/voc/JPEGImages",
+        annotations="results/voc/Annotations",
+        split="results/voc/ImageSets/Main/{split}.txt",
+        code=stage_code("evaluate", "predict", "retinanet_compat", "frames", "videos", "train"),
+    output:
+        json="results/evaluation/{split}/metrics.json",
+        csv="results/evaluation/{split}/metrics.csv",
+        curves=report(
+            "results/evaluation/{split}/pr_curves.png",
+            category="Evaluation",
+            subcategory="Precision-recall curves",
+            labels={"split": "{split}"},
+            caption="../workflow/report/pr_curves.rst",
+        ),
+    log:
+        "logs/evaluate/{split}.log",
+    benchmark:
+        "benchmarks/evaluate/{split}.tsv"
+    params:
+        model=model_options(),
+        options=cli_options(config["evaluate"]),
+    conda:
+        "../envs/training.yaml"
+    threads: 2
+    shell:
+        "python -m detflow.evaluate {input.model:q} results/voc {wildcards.split} --metrics-json {output.json:q}"
+        " --metrics-csv {output.csv:q} --pr-curves {output.curves:q} --classes {input.classes:q} {params.model}"
+        " {params.options} --threads {threads} > {log:q} 2>&1"

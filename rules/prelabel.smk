@@ -1,1 +1,33 @@
-# Rules of the prelabel stage: see workflow/detflow/prelabel.py.
+# Rules of the prelabel stage: see workflow/detflow/prelabel.py. Target:
+# `snakemake prelabel`. The drafts in results/drafts/ are not declared outputs:
+# Snakemake would delete them before a rerun, and drafts are never replaced.
+
+
+rule prelabel:
+    input:
+        model="results/model/inference.h5",
+        classes="results/voc/classes.json",
+        selections=all_selections(),
+        frames=all_frame_dirs(),
+        labelimg="results/labelling/labelimg.txt",
+        annotations=annotation_files,
+        code=stage_code("prelabel", "predict", "retinanet_compat", "frames", "videos", "train", "labelling", "pascal_voc"),
+    output:
+        manifest="results/drafts/drafts.csv",
+    log:
+        "logs/prelabel/prelabel.log",
+    params:
+        annotations=annotations_dir(),
+        model=model_options(),
+        options=cli_options(config["prelabel"]),
+        batch=section_options("predict", "batch_size"),
+    conda:
+        "../envs/training.yaml"
+    threads: 2
+    default_target: False
+    shell:
+        # stdout (what to do with the drafts) goes to the terminal, the log to the log file.
+        "python -m detflow.prelabel {input.model:q} --selections {input.selections:q} --frame-dirs {input.frames:q}"
+        " --annotations-dir {params.annotations:q} --drafts-dir results/drafts --manifest {output.manifest:q}"
+        " --labelling-images results/labelling/images --classes-file results/labelling/classes.txt"
+        " --classes {input.classes:q} {params.model} {params.options} {params.batch} --threads {threads} 2> {log:q}"

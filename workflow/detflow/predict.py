@@ -365,7 +365,7 @@ class Unreadable:
     reason: str
 
 
-def _read_images(paths):
+def read_images(paths):
     """(key, BGR image, or Unreadable) for each (key, path), read as keras-retinanet reads images."""
     for key, path in paths:
         try:
@@ -378,7 +378,7 @@ def _read_images(paths):
 def detect_images(detector, paths, batch_size):
     """Yield ``(key, image, detections)`` for each ``(key, path)``; an image that cannot be read
     comes as an Unreadable with detections None."""
-    return detect_stream(detector, _read_images(paths), batch_size)
+    return detect_stream(detector, read_images(paths), batch_size)
 
 
 def predict_split(detector, voc_dir, split, out_dir, csv_path, json_path, *, batch_size=8):

@@ -1,0 +1,245 @@
+"""Evaluation stage: per-class average precision (AP) and mAP of the inference
+model on a dataset split, computed by keras-retinanet's own evaluation code
+(``keras_retinanet.utils.eval.evaluate`` over its ``PascalVocGenerator``), and
+the precision-recall curve of every class.
+
+- The generator reads the split's images and annotations as training's
+  validation does: the training image sizes, the backbone's preprocessing.
+- mAP is the mean AP over the classes that have boxes in the split, as
+  keras-retinanet's evaluate script and the training stage's validation mAP
+  compute it; the box-weighted mean is given too. A class without boxes in the
+  split has no AP (null), not 0.
+- ``evaluate`` computes each class's precision-recall curve but returns only
+  its AP. The curves are recorded from the library's own AP function while it
+  runs (:func:`recorded_pr_curves`), and each curve's AP is checked against
+  the returned AP.
+- A split without images or without boxes gives metrics with mAP null and a
+  note, not an error; an image that cannot be read is left out and listed.
+
+Outputs: metrics JSON and CSV, and the curves as a PNG.
+"""
+import argparse
+import contextlib
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from detflow import predict
+from detflow import retinanet_compat as compat
+from detflow.cli import InputError, run
+from detflow.train import read_classes
+
+from keras_retinanet.preprocessing.pascal_voc import PascalVocGenerator  # noqa: E402  (after the compat module)
+from keras_retinanet.utils import eval as retinanet_eval  # noqa: E402
+from keras_retinanet.utils.colors import label_color  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("class", "boxes", "detections", "average_precision", "max_recall")
+
+
+class ReadableVocGenerator(PascalVocGenerator):
+    """keras-retinanet's Pascal VOC generator over the images of a split minus ``unreadable`` ones
+    (the library reads its list of image ids from the split file and cannot skip a bad image)."""
+
+    def __init__(self, *args, unreadable=(), **kwargs):
+        self._unreadable = set(unreadable)
+        super().__init__(*args, **kwargs)
+
+    @property
+    def image_names(self):
+        return self._image_names
+
+    @image_names.setter
+    def image_names(self, names):
+        self._image_names = [name for name in names if name not in self._unreadable]
+
+
+@contextlib.contextmanager
+def recorded_pr_curves():
+    """Record the (recall, precision, AP) that keras-retinanet's ``evaluate`` passes to and gets from its
+    AP function: one entry per class with boxes, in label order. The library's function does the work."""
+    curves = []
+    library_compute_ap = retinanet_eval._compute_ap
+
+    def compute_ap(recall, precision):
+        average_precision = library_compute_ap(recall, precision)
+        curves.append((np.asarray(recall, dtype=float), np.asarray(precision, dtype=float), float(average_precision)))
+        return average_precision
+
+    retinanet_eval._compute_ap = compute_ap
+    try:
+        yield curves
+    finally:
+        retinanet_eval._compute_ap = library_compute_ap
+
+
+def unreadable_images(voc_dir, image_ids):
+    """[{image, file, reason}] for the images of ``image_ids`` that cannot be read."""
+    paths = ((image_id, Path(voc_dir) / "JPEGImages" / f"{image_id}.jpg") for image_id in image_ids)
+    return [{"image": image_id, "file": image.file, "reason": image.reason}
+            for image_id, image in predict.read_images(paths) if isinstance(image, predict.Unreadable)]
+
+
+def evaluate_split(model, voc_dir, split, classes, *, backbone_name, image_min_side, image_max_side,
+                   iou_threshold=0.5, score_threshold=0.05, max_detections=100):
+    """Metrics of ``model`` on a split: (metrics dict, {class name: (recall, precision)})."""
+    image_ids = predict.split_image_ids(voc_dir, split)
+    unreadable = unreadable_images(voc_dir, image_ids)
+    readable = len(image_ids) - len(unreadable)
+    if image_ids and not readable:
+        raise InputError(Path(voc_dir) / "JPEGImages", f"none of the {len(image_ids)} images of the {split} split can "
+                                                       f"be read, e.g. {unreadable[0]['file']}: {unreadable[0]['reason']}")
+    names = sorted(classes, key=classes.get)
+    results, curves, seconds_per_image = {}, {}, None
+    if readable:
+        generator = ReadableVocGenerator(
+            str(voc_dir), split, classes=classes, unreadable=[item["image"] for item in unreadable],
+            image_min_side=image_min_side, image_max_side=image_max_side,
+            preprocess_image=compat.backbone(backbone_name).preprocess_image, shuffle_groups=False,
+        )
+        with recorded_pr_curves() as recorded:
+            average_precisions, seconds_per_image = retinanet_eval.evaluate(
+                generator, model, iou_threshold=iou_threshold, score_threshold=score_threshold,
+                max_detections=max_detections,
+            )
+        with_boxes = [label for label in sorted(average_precisions) if average_precisions[label][1] > 0]
+        if len(recorded) != len(with_boxes) or any(
+                not np.isclose(recorded[i][2], average_precisions[label][0]) for i, label in enumerate(with_boxes)):
+            raise RuntimeError("the recorded precision-recall curves do not match keras-retinanet's APs")
+        for (recall, precision, _), label in zip(recorded, with_boxes):
+            curves[generator.label_to_name(label)] = (recall, precision)
+        results = {generator.label_to_name(label): value for label, value in average_precisions.items()}
+    per_class = []
+    for name in names:
+        boxes = int(results[name][1]) if name in results else 0
+        recall, precision = curves.get(name, (np.zeros(0), np.zeros(0)))
+        per_class.append({
+            "class": name,
+            "label": classes[name],
+            "boxes": boxes,
+            "detections": int(len(recall)) if boxes else None,
+            "average_precision": float(results[name][0]) if boxes else None,
+            "max_recall": float(recall[-1]) if len(recall) else (0.0 if boxes else None),
+        })
+    scored = [item for item in per_class if item["average_precision"] is not None]
+    total_boxes = sum(item["boxes"] for item in scored)
+    metrics = {
+        "split": split,
+        "images": readable,
+        "images_listed": len(image_ids),
+        "unreadable": unreadable,
+        "iou_threshold": iou_threshold,
+        "score_threshold": score_threshold,
+        "max_detections": max_detections,
+        "mAP": float(np.mean([item["average_precision"] for item in scored])) if scored else None,
+        "weighted_mAP": (sum(item["average_precision"] * item["boxes"] for item in scored) / total_boxes
+                         if scored else None),
+        "classes_with_boxes": len(scored),
+        "boxes": total_boxes,
+        "seconds_per_image": float(seconds_per_image) if seconds_per_image is not None else None,
+        "classes": per_class,
+        "notes": _notes(split, image_ids, readable, per_class, score_threshold),
+    }
+    return metrics, curves
+
+
+def _notes(split, image_ids, readable, per_class, score_threshold):
+    if not image_ids:
+        return [f"the {split} split lists no images: nothing to evaluate"]
+    notes = []
+    if readable < len(image_ids):
+        notes.append(f"{len(image_ids) - readable} of the {len(image_ids)} images cannot be read and are left out")
+    if not any(item["boxes"] for item in per_class):
+        notes.append(f"no image of the {split} split has a box: AP and mAP are undefined")
+    for item in per_class:
+        if not item["boxes"] and any(other["boxes"] for other in per_class):
+            notes.append(f"class {item['class']!r} has no box in the {split} split: no AP, left out of mAP")
+        elif item["boxes"] and not item["detections"]:
+            notes.append(f"class {item['class']!r}: no detection scores above {score_threshold:g}, so its AP is 0")
+    return notes
+
+
+def write_metrics(metrics, json_path, csv_path):
+    Path(json_path).write_text(json.dumps(metrics, indent=2) + "\n")
+    with open(csv_path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(CSV_COLUMNS)
+        for item in metrics["classes"]:
+            writer.writerow([item["class"], item["boxes"], _blank(item["detections"]),
+                             _blank(item["average_precision"], "{:.4f}"), _blank(item["max_recall"], "{:.4f}")])
+        writer.writerow(["mAP", metrics["boxes"], "", _blank(metrics["mAP"], "{:.4f}"), ""])
+
+
+def _blank(value, form="{}"):
+    return "" if value is None else form.format(value)
+
+
+def plot_pr_curves(metrics, curves, png_path):
+    """One precision-recall curve per class, in the colours of the annotated images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(6.4, 4.8), dpi=110)
+    for item in metrics["classes"]:
+        colour = [value / 255 for value in reversed(label_color(item["label"]))]  # BGR, as OpenCV draws it
+        if item["average_precision"] is None:
+            axes.plot([], [], color=colour, label=f"{item['class']}: no boxes in this split")
+            continue
+        recall, precision = curves.get(item["class"], (np.zeros(0), np.zeros(0)))
+        axes.plot(recall, precision, color=colour, linewidth=1.8,
+                  label=f"{item['class']}: AP {item['average_precision']:.3f} ({item['boxes']} boxes)")
+    if not any(len(recall) for recall, _ in curves.values()):
+        message = metrics["notes"][0] if metrics["notes"] else "no detections"
+        axes.text(0.5, 0.5, message, ha="center", va="center", wrap=True, transform=axes.transAxes)
+    score = "undefined" if metrics["mAP"] is None else f"{metrics['mAP']:.3f}"
+    axes.set_title(f"{metrics['split']} split, {metrics['images']} images: mAP@{metrics['iou_threshold']:g} = {score}")
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_xlim(0, 1.02)
+    axes.set_ylim(0, 1.05)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best")
+    figure.tight_layout()
+    figure.savefig(png_path)
+    pyplot.close(figure)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m detflow.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="the inference model (.h5)")
+    parser.add_argument("voc_dir", help="the VOC dataset (JPEGImages, Annotations, ImageSets/Main)")
+    parser.add_argument("split", help="the split to evaluate: train, val or test")
+    parser.add_argument("--metrics-json", required=True, help="metrics JSON to write")
+    parser.add_argument("--metrics-csv", required=True, help="metrics CSV to write")
+    parser.add_argument("--pr-curves", required=True, help="precision-recall curves PNG to write")
+    parser.add_argument("--iou-threshold", type=float, default=0.5, help="IoU for a detection to match a box")
+    parser.add_argument("--score-threshold", type=float, default=0.05, help="lowest detection score evaluated")
+    parser.add_argument("--max-detections", type=int, default=100, help="most detections per image evaluated")
+    predict.add_model_options(parser)
+    args = parser.parse_args(argv)
+    classes = read_classes(args.classes)
+    compat.setup_device(args.threads)
+    model = predict.load_inference_model(args.model, args.backbone, args.feature_size, len(classes))
+    metrics, curves = evaluate_split(
+        model, args.voc_dir, args.split, classes, backbone_name=args.backbone, image_min_side=args.image_min_side,
+        image_max_side=args.image_max_side, iou_threshold=args.iou_threshold, score_threshold=args.score_threshold,
+        max_detections=args.max_detections,
+    )
+    write_metrics(metrics, args.metrics_json, args.metrics_csv)
+    plot_pr_curves(metrics, curves, args.pr_curves)
+    for note in metrics["notes"]:
+        log.warning("%s", note)
+    log.info("%s: mAP@%g %s over %d images; AP %s", args.split, args.iou_threshold,
+             "undefined" if metrics["mAP"] is None else f"{metrics['mAP']:.4f}", metrics["images"],
+             ", ".join(f"{item['class']} {_blank(item['average_precision'], '{:.4f}') or '-'}"
+                       for item in metrics["classes"]))
+
+
+if __name__ == "__main__":
+    run(main)
