@@ -128,6 +128,17 @@ def model_options():
     return section_options("train", "backbone", "feature_size", "image_min_side", "image_max_side")
 
 
+def report_pieces():
+    """Every item of the HTML report (the summary job waits for them all)."""
+    return [
+        "results/report/training_curves.png",
+        "results/report/model.html",
+        "results/report/dataset.html",
+        "results/report/metrics.html",
+        *expand("results/report/gallery/{split}.jpg", split=config["predict"]["splits"]),
+    ]
+
+
 def final_outputs():
     return [
         "results/labelling/labelimg.txt",

@@ -1,0 +1,221 @@
+"""The report: training curves from TensorBoard logs and the chosen snapshot,
+dataset statistics, the metrics table, a gallery and the summary, from the
+stages' real outputs; it says so when nothing was detected. And one tiny real
+run of the whole workflow through Snakemake, with `snakemake --report`."""
+import json
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from dataset_fixtures import annotate, make_frames
+from predict_fixtures import BACKBONE, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
+from training_fixtures import CLASSES, make_voc
+from video_fixtures import TINY_DEMO, write_video
+
+from detflow import evaluate, predict, report
+from detflow.best_snapshot import select_best_snapshot
+from detflow.dataset import build_dataset
+from detflow.splits import make_splits
+
+import tensorflow as tf  # noqa: E402  (after detflow, which imports the compat module first)
+from keras_retinanet.utils.colors import label_color  # noqa: E402
+
+LOGGED = {"epoch_loss": [3.1, 2.2, 1.7, 1.5, 1.6], "epoch_mAP": [0.05, 0.31, 0.62, 0.58, 0.49]}  # best: epoch 3
+
+
+@pytest.fixture(scope="module")
+def training_run(tmp_path_factory):
+    """training.json and TensorBoard logs as the training stage leaves them, and best.json chosen from them."""
+    root = tmp_path_factory.mktemp("training")
+    writer = tf.summary.create_file_writer(str(root / "tensorboard" / "train"))
+    with writer.as_default():
+        for tag, values in LOGGED.items():
+            for step, value in enumerate(values):
+                tf.summary.scalar(tag, value, step=step)
+    writer.close()
+    (root / "snapshots").mkdir()
+    for epoch in range(1, 6):
+        (root / "snapshots" / f"{BACKBONE}_pascal_{epoch:02d}.h5").write_bytes(b"weights")
+    training = {
+        "backbone": BACKBONE, "feature_size": FEATURE_SIZE, "classes": CLASSES,
+        "settings": {"image_min_side": IMAGE_MIN_SIDE, "image_max_side": IMAGE_MAX_SIDE, "weights": "none",
+                     "steps": 50, "batch_size": 8},
+        "device": "CPU (2 threads); no GPU visible", "epochs_requested": 5, "epochs_completed": 5,
+        "stopped": "completed", "train_seconds": 321.5, "snapshot_dir": str(root / "snapshots"),
+        "snapshot_pattern": f"{BACKBONE}_pascal_{{epoch:02d}}.h5", "tensorboard_dir": str(root / "tensorboard"),
+        "tensorboard_run": "train",
+    }
+    (root / "training.json").write_text(json.dumps(training))
+    select_best_snapshot(root / "training.json", "mAP", root / "best.json", root / "best_snapshot.h5")
+    return root
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    """Real prediction and evaluation outputs of a small model on val and test, a video, and the same
+    with a threshold nothing reaches."""
+    root = tmp_path_factory.mktemp("outputs")
+    voc = make_voc(root / "voc", train=6, val=6)
+    (voc / "ImageSets" / "Main" / "test.txt").write_text((voc / "ImageSets" / "Main" / "train.txt").read_text())
+    path = make_inference_model(root / "inference.h5", sorted((voc / "JPEGImages").glob("train_*.jpg")))
+    model = predict.load_inference_model(path, BACKBONE, FEATURE_SIZE, len(CLASSES))
+    video = write_video(root / "take.avi", 6)
+    for threshold, name in ((0.5, "found"), (1.0, "nothing")):
+        detector = predict.Detector(model, BACKBONE, CLASSES, image_min_side=IMAGE_MIN_SIDE,
+                                    image_max_side=IMAGE_MAX_SIDE, score_threshold=threshold)
+        for split in ("val", "test"):
+            out = root / name / "predictions" / split
+            predict.predict_split(detector, voc, split, out / "images", out / "detections.csv", out / "detections.json")
+        predict.predict_video(detector, [video], root / name / "take.mp4", root / name / "take.csv",
+                              root / name / "take.json")
+    for split in ("val", "test"):
+        metrics, curves = evaluate.evaluate_split(model, voc, split, CLASSES, backbone_name=BACKBONE,
+                                                  image_min_side=IMAGE_MIN_SIDE, image_max_side=IMAGE_MAX_SIDE)
+        (root / "evaluation" / split).mkdir(parents=True)
+        evaluate.write_metrics(metrics, root / "evaluation" / split / "metrics.json",
+                               root / "evaluation" / split / "metrics.csv")
+    return root
+
+
+def files(outputs, name):
+    return {
+        "metrics": [outputs / "evaluation" / split / "metrics.json" for split in ("val", "test")],
+        "predictions": [outputs / name / "predictions" / split / "detections.json" for split in ("val", "test")],
+        "videos": [outputs / name / "take.json"],
+    }
+
+
+def cells(page):
+    """The text of every table cell, row by row."""
+    return [re.findall(r"<t[dh]>(.*?)</t[dh]>", row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", page)]
+
+
+def has_colour(image, bgr, tolerance=12):
+    return bool(np.any(np.all(np.abs(image.astype(int) - np.array(bgr)) <= tolerance, axis=2)))
+
+
+def test_training_curves_and_the_chosen_snapshot_come_from_the_tensorboard_logs(training_run, tmp_path):
+    report.training_report(training_run / "training.json", training_run / "best.json", tmp_path / "curves.png",
+                           tmp_path / "model.html")
+    page = (tmp_path / "model.html").read_text()
+    assert "Epoch 3 of 5 was chosen: it has the highest validation mAP (mAP = 0.6200" in page
+    rows = cells(page)
+    assert rows[-5:] == [[str(epoch), f"{loss:.4f}", f"{value:.4f}"] for epoch, loss, value in
+                         zip(range(1, 6), LOGGED["epoch_loss"], LOGGED["epoch_mAP"])]
+    assert re.search(r'<tr class="chosen"><td>3</td>', page)
+    assert ["FPN and head width", str(FEATURE_SIZE)] in rows
+    curves = cv2.imread(str(tmp_path / "curves.png"))
+    assert curves.shape[0] > 600 and has_colour(curves, (43, 57, 192))  # the chosen epoch's red star and line
+
+
+def test_dataset_page_shows_images_and_boxes_per_class_per_split(tmp_path):
+    images = make_frames(tmp_path / "frames", {"v1": 4, "v2": 4, "v3": 4, "v4": 4})
+    labels = tmp_path / "labels"
+    for number, image_id in enumerate(sorted(images)):
+        annotate(labels, image_id, [["grab"], ["drop"], ["grab", "drop"], []][number % 4])
+    build_dataset(labels, sorted((tmp_path / "frames").iterdir()), tmp_path / "voc", classes=["grab", "drop"])
+    splits = make_splits(tmp_path / "voc" / "images.csv", tmp_path / "voc" / "classes.json", tmp_path / "voc",
+                         seed=1, fractions={"train": 0.5, "val": 0.25, "test": 0.25}, group_by="image")
+    page = report.dataset_page(splits, json.loads((tmp_path / "voc" / "validation.json").read_text()))
+    rows = cells(page)
+    assert rows[0] == ["split", "images", "images without boxes", "boxes grab", "boxes drop", "images with grab",
+                       "images with drop"]
+    for row in rows[1:]:
+        split = splits["splits"][row[0]]
+        assert row[1:] == [str(value) for value in (split["images"], split["negatives"], split["boxes"]["grab"],
+                                                    split["boxes"]["drop"], split["images_with"]["grab"],
+                                                    split["images_with"]["drop"])]
+    assert sum(int(row[3]) for row in rows[1:]) == 8 and sum(int(row[1]) for row in rows[1:]) == 16
+    assert "16 annotation files checked: 16 used (4 without boxes), 0 skipped" in page
+
+
+def test_metrics_table_and_detections(outputs, tmp_path):
+    found = files(outputs, "found")
+    report.results_report(found["metrics"], found["predictions"], found["videos"], tmp_path / "metrics.html")
+    page = (tmp_path / "metrics.html").read_text()
+    metrics = [json.loads(path.read_text()) for path in found["metrics"]]
+    rows = cells(page)
+    assert rows[0] == ["class", *(f"{item['split']}: AP ({item['boxes']} boxes)" for item in metrics)]
+    assert rows[1] == ["grab", *(f"{item['classes'][0]['average_precision']:.3f}" for item in metrics)]
+    assert rows[3] == ["mAP", *(f"{item['mAP']:.3f}" for item in metrics)]
+    video = json.loads(found["videos"][0].read_text())
+    assert ["take", "6", str(video["frames_with_detections"]), *(str(video["detections"][name]) for name in CLASSES)] in rows
+    assert "Nothing was detected" not in page
+
+
+def test_nothing_detected_is_said_in_the_page_gallery_and_summary(outputs, training_run, tmp_path, capsys):
+    nothing = files(outputs, "nothing")
+    report.results_report(nothing["metrics"], nothing["predictions"], nothing["videos"], tmp_path / "metrics.html")
+    assert ('<p class="alert">Nothing was detected: no box scored 1 or more in any image or video.'
+            in (tmp_path / "metrics.html").read_text())
+    report.gallery(nothing["predictions"][0], outputs / "nothing" / "predictions" / "val" / "images",
+                   tmp_path / "gallery.jpg")
+    sheet = cv2.imread(str(tmp_path / "gallery.jpg"))
+    assert not any(has_colour(sheet, label_color(label), 2) for label in CLASSES.values())  # no box drawn
+    splits = {"splits": {"train": {"images": 6}, "val": {"images": 6}, "test": {"images": 6}}}
+    (tmp_path / "splits.json").write_text(json.dumps(splits))
+    report.summary(training_run / "best.json", training_run / "training.json", tmp_path / "splits.json",
+                   nothing["metrics"], nothing["predictions"], nothing["videos"], tmp_path / "summary.txt")
+    assert "Nothing was detected" in (tmp_path / "summary.txt").read_text()
+    assert capsys.readouterr().out.startswith("Test mAP@0.5: ")
+
+
+def test_gallery_shows_annotated_images_spread_over_the_split(outputs, tmp_path):
+    found = files(outputs, "found")
+    report.gallery(found["predictions"][0], outputs / "found" / "predictions" / "val" / "images",
+                   tmp_path / "gallery.jpg")
+    sheet = cv2.imread(str(tmp_path / "gallery.jpg"))
+    assert sheet.shape[1] > 1000 and sheet.shape[0] > 500  # 6 images: 4 columns, 2 rows
+    assert has_colour(sheet, label_color(CLASSES["grab"]))
+    assert report.gallery_choice(list(range(100)), 5) == [0, 25, 50, 74, 99]
+
+
+def test_summary_has_the_headline_numbers_and_prints_the_test_map(outputs, training_run, tmp_path, capsys):
+    found = files(outputs, "found")
+    (tmp_path / "splits.json").write_text(json.dumps({"splits": {"train": {"images": 6}, "val": {"images": 6},
+                                                                 "test": {"images": 6}}}))
+    report.summary(training_run / "best.json", training_run / "training.json", tmp_path / "splits.json",
+                   found["metrics"], found["predictions"], found["videos"], tmp_path / "summary.txt")
+    test = json.loads(found["metrics"][1].read_text())
+    lines = (tmp_path / "summary.txt").read_text().splitlines()
+    assert lines[1].startswith(f"Test mAP@0.5: {test['mAP']:.3f} (grab ")
+    assert lines[3].startswith(f"Model: {BACKBONE}, FPN and heads {FEATURE_SIZE} wide") and "epoch 3 of 5" in lines[3]
+    assert capsys.readouterr().out == f"Test mAP@0.5: {test['mAP']:.4f} on 6 test images\n"
+    assert report.headline([]) == "Test mAP: not evaluated (add test to predict.splits)"
+
+
+TINY_TRAIN = dict(backbone="mobilenet128_0.25", feature_size=16, epochs=2, steps=3, batch_size=2, learning_rate=1e-3,
+                  image_min_side=96, image_max_side=128)
+
+
+@pytest.mark.slow
+def test_whole_tiny_run_through_snakemake_and_its_html_report(workflow_copy):
+    """The demo from videos to summary.txt (a model of 2 epochs of 3 steps: it detects nothing, which the
+    report must say), the HTML report, pre-labelling, and what a prediction setting reruns."""
+    workflow_copy.set_config(demo={**TINY_DEMO, "videos": 4}, labelling={"frames_per_video": 6},
+                             split={"seed": 24, "train": 0.5, "val": 0.25, "test": 0.25}, train=TINY_TRAIN)
+    run = workflow_copy.snakemake()
+    root = workflow_copy.root
+    assert re.search(r"Test mAP@0\.5: (\d\.\d{4}|undefined .*) on \d+ test images", run.stdout)
+    summary = (root / "results" / "summary.txt").read_text()
+    assert summary.startswith("Run summary\nTest mAP@0.5: ") and "Model: mobilenet128_0.25, FPN and heads 16" in summary
+    for video in ("demo_00", "demo_01", "demo_02", "demo_03"):
+        assert (root / "results" / "predictions" / "videos" / f"{video}.mp4").stat().st_size > 0
+        assert (root / "logs" / "predict_video" / f"{video}.log").exists()
+    metrics = json.loads((root / "results" / "evaluation" / "test" / "metrics.json").read_text())
+    assert metrics["images"] > 0 and (root / "results" / "evaluation" / "test" / "pr_curves.png").exists()
+    workflow_copy.snakemake("--report", "results/report/report.html")
+    html_report = (root / "results" / "report" / "report.html").read_text()
+    for item in ("training_curves.png", "model.html", "dataset.html", "metrics.html", "pr_curves.png",
+                 "Precision-recall curves", "Predictions", "Evaluation", "Training", "Dataset"):
+        assert item in html_report
+    prelabel = workflow_copy.snakemake("prelabel")
+    assert "Drafts: 0 new in results/drafts" in prelabel.stdout  # the demo labels every chosen frame
+    assert (root / "results" / "drafts" / "drafts.csv").read_text().count(",labelled,") == 4 * 6
+    assert workflow_copy.dry_run_jobs() == {}
+    workflow_copy.set_config(predict={"score_threshold": 0.3})
+    assert workflow_copy.dry_run_jobs() == {"predict_split": 2, "predict_video": 4, "gallery": 2, "results_report": 1,
+                                            "summary": 1, "all": 1}
