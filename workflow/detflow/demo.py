@@ -1,12 +1,12 @@
 """The embedded demo: short synthetic gesture videos with per-frame ground truth.
 
-Each video shows one or two drawn hands (palm, wrist, sleeve, fingers and
-thumb) that move, scale and rotate over a textured, slowly panning background
-under changing light. A hand's pose is its class: by default ``grab`` is a
-closed fist and ``drop`` an open hand with spread fingers; further class names
-get other finger poses (pointing, victory, ...), so classes always differ by
-shape, not by colour. Backgrounds, skin tones, sleeves, lighting, motion and
-the order of gestures differ from video to video, drawn from one seeded random
+Each video is a few scenes of 2.5-4.5 s; each scene shows one or two drawn
+hands (palm, wrist, sleeve, fingers and thumb) that move, scale and rotate
+over its own textured, slowly panning background under changing light. A
+hand's pose is its class: by default ``grab`` is a closed fist and ``drop`` an
+open hand with spread fingers; further class names get other finger poses
+(pointing, victory, ...), so classes always differ by shape, not by colour. Backgrounds, skin tones, sleeves, lighting, motion and
+the order of gestures differ from scene to scene, drawn from one seeded random
 generator per video (config seed + video index): the same settings always give
 the same videos and the same boxes.
 
@@ -219,7 +219,7 @@ def plan_hands(rng, frames, fps, width, height, classes):
             spread=rng.uniform(1.1, 1.6),
             finger_scale=rng.uniform(0.92, 1.08),
         ))
-    if frames > 2 * fps and rng.random() < 0.5:
+    if frames > 2 * fps and rng.random() < 0.3:
         gap_start = rng.integers(0, frames - fps)
         for track in tracks:
             track.visible[gap_start:gap_start + int(rng.uniform(0.4, 1.0) * fps)] = False
@@ -379,14 +379,24 @@ class Lighting:
         frame *= self.tint
 
 
-def render_video(rng, *, frames, fps, width, height, classes):
-    """Yield (frame as uint8 BGR, [(class, box)]) for every frame of one synthetic video."""
-    poses = poses_for_classes(classes)
+def scene_lengths(rng, frames, fps, shortest_s=2.5, longest_s=4.5):
+    """Split a video into scenes (shots) of a few seconds; a short remainder joins the last scene."""
+    lengths = []
+    while frames - sum(lengths) > 0:
+        lengths.append(min(int(rng.uniform(shortest_s, longest_s) * fps), frames - sum(lengths)))
+    if len(lengths) > 1 and lengths[-1] < shortest_s * fps * 0.6:
+        remainder = lengths.pop()
+        lengths[-1] += remainder
+    return lengths
+
+
+def render_scene(rng, *, frames, fps, width, height, poses):
+    """Yield (frame as uint8 BGR, [(class, box)]) for one scene: its own place, light, hands and sleeves."""
     margin = 0.25
     scene = make_background(rng, int(width * (1 + 2 * margin)), int(height * (1 + 2 * margin)))
     pan_x = _smooth_curve(rng, frames, fps, 0, 2 * margin * width, periods=(8.0, 20.0)).astype(int)
     pan_y = _smooth_curve(rng, frames, fps, 0, 2 * margin * height, periods=(8.0, 20.0)).astype(int)
-    tracks = plan_hands(rng, frames, fps, width, height, classes)
+    tracks = plan_hands(rng, frames, fps, width, height, list(poses))
     lighting = Lighting.plan(rng, frames, fps)
     noise_level = rng.uniform(1.5, 5.0)
     blur = rng.uniform(0.3, 0.9)
@@ -408,6 +418,14 @@ def render_video(rng, *, frames, fps, width, height, classes):
         frame = cv2.GaussianBlur(frame, (0, 0), blur)
         frame += noise_level * rng.standard_normal(frame.shape, dtype=np.float32)
         yield np.clip(frame, 0, 255).astype(np.uint8), objects
+
+
+def render_video(rng, *, frames, fps, width, height, classes):
+    """Yield (frame as uint8 BGR, [(class, box)]) for every frame of one synthetic video of a few scenes,
+    so that each video, and so each split of videos, covers many looks."""
+    poses = poses_for_classes(classes)
+    for length in scene_lengths(rng, frames, fps):
+        yield from render_scene(rng, frames=length, fps=fps, width=width, height=height, poses=poses)
 
 
 def generate_video(video_path, truth_path, *, index, seed, seconds, fps, width, height, classes):
