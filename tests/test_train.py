@@ -394,3 +394,14 @@ def test_tiny_real_run_from_videos_to_inference_model_and_what_reruns(workflow_c
     workflow_copy.snakemake("--", target)
     assert json.loads((root / "results" / "model" / "best.json").read_text())["metric"] == "loss"
     assert (root / "results" / "training" / "training.json").stat().st_mtime_ns == trained_at
+
+
+@pytest.mark.slow
+def test_another_backbone_family_trains_with_its_pyramid_shapes(voc, tmp_path):
+    """Like MobileNet (every other test), DenseNet needs the generator's pyramid shapes computed from
+    the model: without them keras-retinanet's focal loss fails with a GatherNd index error."""
+    backbone = "densenet121"
+    summary = run_training(voc, tmp_path / "work", backbone=backbone, epochs=1, steps=1, batch_size=1)
+    assert summary["epochs_completed"] == 1 and summary["backbone"] == backbone
+    assert np.isfinite(float(metrics_rows(tmp_path / "work")[0]["loss"]))
+    assert (tmp_path / "work" / "snapshots" / f"{backbone}_pascal_01.h5").is_file()

@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from detflow.cli import InputError, parse_bool, run
 from detflow import retinanet_compat as compat
 from detflow.selection import METRICS, ranked_steps
-from detflow.cli import InputError, parse_bool, run
 
 import h5py  # noqa: E402  (the compat module must come before TensorFlow)
 from tensorflow import keras  # noqa: E402
@@ -70,18 +70,19 @@ NOT_FINGERPRINTED = ("epochs", "patience", "keep_best", "min_free_mb")
 
 @dataclass
 class Settings:
-    """The training options of config.yaml's ``train`` section (see there)."""
+    """The training options of config.yaml's ``train`` section (see there).
+    Defaults are those of keras-retinanet's train.py, where it has the option."""
 
     backbone: str = "resnet50"
     weights: str = "none"
     feature_size: int = compat.LIBRARY_FEATURE_SIZE
     epochs: int = 50
-    steps: int = 1000
+    steps: int = 10000
     batch_size: int = 1
     learning_rate: float = 1e-5
     image_min_side: int = 800
     image_max_side: int = 1333
-    augment: bool = True
+    augment: bool = False
     freeze_backbone: bool = False
     patience: int = 0
     keep_best: int = 2
@@ -131,8 +132,6 @@ def count_boxes(generator, split_file):
     """Boxes per class of a split, read with the generator's own VOC reader (as training will)."""
     counts = {generator.label_to_name(label): 0 for label in sorted(generator.labels)}
     for index, image_id in enumerate(generator.image_names):
-        if not os.path.isfile(generator.image_path(index)):
-            raise InputError(generator.image_path(index), f"is missing but listed in {split_file}")
         try:
             annotations = generator.load_annotations(index)
         except ValueError as error:
@@ -484,21 +483,9 @@ def write_metrics_csv(path, records, class_names):
 # ---------------------------------------------------------------- the stage
 
 
-def train(voc_dir, metrics_csv, training_json, snapshot_dir, tensorboard_dir, settings, classes=None, device=None):
-    """Train (or resume training) and write the metrics CSV and training.json; return training.json's content."""
-    voc_dir, snapshot_dir, tensorboard_dir = Path(voc_dir), Path(snapshot_dir), Path(tensorboard_dir)
-    if settings.image_min_side > settings.image_max_side:
-        raise InputError("config: train.image_min_side", "must not exceed train.image_max_side")
-    class_map = read_classes(voc_dir / "classes.json", classes)
-    class_names = list(class_map)
-    if settings.weights not in ("none", "imagenet") and not Path(settings.weights).is_file():
-        raise InputError(settings.weights, "train.weights names no file (use none, imagenet or a .h5 path)")
-    train_generator, validation_generator = training_generators(voc_dir, class_map, settings, 0)
-    boxes = check_dataset(voc_dir, train_generator, validation_generator)
-    fingerprint_ = fingerprint(voc_dir, class_map, settings, (train_generator, validation_generator))
-    for folder in (snapshot_dir, tensorboard_dir, Path(metrics_csv).parent, Path(training_json).parent):
-        folder.mkdir(parents=True, exist_ok=True)
-
+def start_or_resume(voc_dir, class_map, settings, snapshot_dir, tensorboard_dir, fingerprint_, generators):
+    """The model to train and its progress: the earlier run's, continued from its last snapshot,
+    or a new model after clearing the earlier run's folders. Also what was resumed, and the generators."""
     progress, fresh_reason = resumable_run(snapshot_dir, fingerprint_, settings.epochs)
     if progress is not None:
         initial_epoch = len(progress.records)
@@ -514,7 +501,7 @@ def train(voc_dir, metrics_csv, training_json, snapshot_dir, tensorboard_dir, se
                  initial_epoch, snapshot, resumed["optimizer_iterations"])
         # Fresh augmentation and shuffling for the epochs still to come.
         keras.utils.set_random_seed(settings.seed + initial_epoch)
-        train_generator, validation_generator = training_generators(voc_dir, class_map, settings, initial_epoch)
+        generators = training_generators(voc_dir, class_map, settings, initial_epoch)
     else:
         initial_epoch, resumed = 0, None
         log.info("starting from scratch: %s", fresh_reason)
@@ -530,6 +517,29 @@ def train(voc_dir, metrics_csv, training_json, snapshot_dir, tensorboard_dir, se
         progress.remove_strays()
         progress.resumes.append(resumed)
         progress.stopped = None
+    return model, progress, resumed, generators
+
+
+def train(voc_dir, metrics_csv, training_json, snapshot_dir, tensorboard_dir, settings, classes=None, device=None):
+    """Train (or resume training) and write the metrics CSV and training.json; return training.json's content."""
+    voc_dir, snapshot_dir, tensorboard_dir = Path(voc_dir), Path(snapshot_dir), Path(tensorboard_dir)
+    if settings.image_min_side > settings.image_max_side:
+        raise InputError("config: train.image_min_side", "must not exceed train.image_max_side")
+    class_map = read_classes(voc_dir / "classes.json", classes)
+    class_names = list(class_map)
+    if settings.weights not in ("none", "imagenet") and not Path(settings.weights).is_file():
+        raise InputError(settings.weights, "train.weights names no file (use none, imagenet or a .h5 path)")
+    train_generator, validation_generator = training_generators(voc_dir, class_map, settings, 0)
+    boxes = check_dataset(voc_dir, train_generator, validation_generator)
+    fingerprint_ = fingerprint(voc_dir, class_map, settings, (train_generator, validation_generator))
+    for folder in (snapshot_dir, tensorboard_dir, Path(metrics_csv).parent, Path(training_json).parent):
+        folder.mkdir(parents=True, exist_ok=True)
+
+    model, progress, resumed, (train_generator, validation_generator) = start_or_resume(
+        voc_dir, class_map, settings, snapshot_dir, tensorboard_dir, fingerprint_,
+        (train_generator, validation_generator),
+    )
+    initial_epoch = resumed["epoch"] if resumed else 0
     log.info("model: %s RetinaNet, FPN and heads %d wide, %d parameters, %d classes %s",
              settings.backbone, compat.feature_size_of(model), model.count_params(), len(class_map), class_names)
 
