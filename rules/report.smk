@@ -44,7 +44,12 @@ rule results_report:
         videos=expand("results/predictions/videos/{video}.json", video=sorted(VIDEOS)),
         code=stage_code("report", "best_snapshot", "selection"),
     output:
-        page=report("results/report/metrics.html", category="Evaluation", caption="../workflow/report/metrics.rst"),
+        page=report(
+            "results/report/metrics.html",
+            category="Evaluation",
+            subcategory="Metrics and detections",
+            caption="../workflow/report/metrics.rst",
+        ),
     log:
         "logs/results_report/results_report.log",
     conda:

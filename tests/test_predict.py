@@ -259,3 +259,17 @@ def test_empty_split_gives_empty_outputs(model, voc, tmp_path):
     assert content["images_listed"] == 0 and content["images"] == []
     assert (tmp_path / "detections.csv").read_text() == "image,class,score,x1,y1,x2,y2\n"
     assert (tmp_path / "images").is_dir()
+
+
+def test_an_error_while_reading_reaches_the_caller(model, voc):
+    def frames():
+        for index in range(5):
+            if index == 3:
+                raise OSError("the camera went away")
+            yield index, read_image_bgr(voc / "JPEGImages" / f"val_{index:03d}.jpg")
+
+    seen = []
+    with pytest.raises(OSError, match="the camera went away"):
+        for key, _, detections in predict.detect_stream(detector(model), frames(), batch_size=2):
+            seen.append(key)
+    assert seen in ([0, 1], [0, 1, 2])  # in order; whatever was still waiting for its batch is not yielded

@@ -142,7 +142,7 @@ def test_metrics_table_and_detections(outputs, tmp_path):
     assert rows[1] == ["grab", *(f"{item['classes'][0]['average_precision']:.3f}" for item in metrics)]
     assert rows[3] == ["mAP", *(f"{item['mAP']:.3f}" for item in metrics)]
     video = json.loads(found["videos"][0].read_text())
-    assert ["take", "6", str(video["frames_with_detections"]), *(str(video["detections"][name]) for name in CLASSES)] in rows
+    assert ["video take", "6", str(video["frames_with_detections"]), *(str(video["detections"][name]) for name in CLASSES)] in rows
     assert "Nothing was detected" not in page
 
 

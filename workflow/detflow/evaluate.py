@@ -192,8 +192,9 @@ def plot_pr_curves(metrics, curves, png_path):
             axes.plot([], [], color=colour, label=f"{item['class']}: no boxes in this split")
             continue
         recall, precision = curves.get(item["class"], (np.zeros(0), np.zeros(0)))
+        found = "" if item["detections"] else ", no detections"
         axes.plot(recall, precision, color=colour, linewidth=1.8,
-                  label=f"{item['class']}: AP {item['average_precision']:.3f} ({item['boxes']} boxes)")
+                  label=f"{item['class']}: AP {item['average_precision']:.3f} ({item['boxes']} boxes{found})")
     if not any(len(recall) for recall, _ in curves.values()):
         message = metrics["notes"][0] if metrics["notes"] else "no detections"
         axes.text(0.5, 0.5, message, ha="center", va="center", wrap=True, transform=axes.transAxes)

@@ -25,6 +25,7 @@ import logging
 import math
 import queue
 import threading
+import warnings
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -89,7 +90,9 @@ def _weight_shapes(model):
 def _backbone_difference(model, backbone_name, num_classes, feature_size):
     """Why ``model`` is not a RetinaNet on ``backbone_name`` (None when it is one), found by
     comparing its layers with a freshly built model of that configuration."""
-    expected = _weight_shapes(compat.build_retinanet(backbone_name, num_classes, feature_size))
+    with warnings.catch_warnings():  # Keras warns about reusing unseeded initialisers: these weights are never used
+        warnings.simplefilter("ignore", UserWarning)
+        expected = _weight_shapes(compat.build_retinanet(backbone_name, num_classes, feature_size))
     found = _weight_shapes(model)
     missing = [name for name in expected if name not in found]  # in the model's order: backbone first
     reshaped = [name for name in expected if name in found and expected[name] != found[name]]
@@ -191,20 +194,24 @@ def _in_background(items, depth):
     buffer = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def hand_over(entry):
+        """Put ``entry`` in the buffer unless the consumer has stopped; whether it went in."""
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce():
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over((item, None)):
                     return
-            buffer.put((_END, None))
+            hand_over((_END, None))
         except BaseException as error:  # handed to the consumer, who raises it
-            buffer.put((_END, error))
+            hand_over((_END, error))
 
     thread = threading.Thread(target=produce, name="decode", daemon=True)
     thread.start()

@@ -67,7 +67,9 @@ def _page(title, *parts):
 
 
 def _table(header, rows, chosen=None):
-    lines = ["<table>", "<tr>" + "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header) + "</tr>"]
+    lines = ["<table>"]
+    if header:
+        lines.append("<tr>" + "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header) + "</tr>")
     for index, row in enumerate(rows):
         marker = ' class="chosen"' if index == chosen else ""
         lines.append(f"<tr{marker}>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>")
@@ -141,7 +143,7 @@ def model_page(training, best, values):
     return _page(
         "Chosen snapshot",
         f"<p>{html.escape(why_chosen(best, epochs))}</p>",
-        _table(["", ""], facts),
+        _table(None, facts),
         "<h3>Every epoch (from the TensorBoard logs)</h3>",
         _table(["epoch", "training loss", "validation mAP"], rows, chosen),
     )
@@ -231,10 +233,10 @@ def _ap_cell(item):
 
 def _detections_table(predictions, videos):
     names = (predictions or videos)[0]["classes"] if predictions or videos else []
-    header = ["images of / video", "images or frames", "with detections", *(f"{name}" for name in names)]
+    header = ["predicted", "images or frames", "with detections", *(f"detections {name}" for name in names)]
     rows = [[f"{item['split']} split", item["images_predicted"], item["images_with_detections"],
              *(item["detections"][name] for name in names)] for item in predictions]
-    rows += [[item["video_id"], item["frames_predicted"], item["frames_with_detections"],
+    rows += [[f"video {item['video_id']}", item["frames_predicted"], item["frames_with_detections"],
               *(item["detections"][name] for name in names)] for item in videos]
     return _table(header, rows)
 

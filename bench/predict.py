@@ -1,0 +1,144 @@
+"""Benchmark: video prediction (``detflow.predict.predict_video``) against the
+tutorial's pattern, with the same model, image size and video, in one run.
+
+The tutorial's pattern, one frame at a time: read a frame, ``preprocess_image``,
+``resize_image``, ``model.predict_on_batch``, boxes divided by the scale, then
+(as ours does) draw the boxes and write the annotated frame. Ours decodes and
+preprocesses in a background thread, predicts batches of ``--batch-size``
+frames through a compiled function, and draws and writes in another thread.
+Both annotate every frame of the video; the bench checks that they find the
+same detections (same classes, scores within 1e-4, boxes within 0.02 px)
+and prints frames/s of each and the ratio. Each timing is the best of
+``--repeats`` runs after one warm-up run each. Target: ratio >= 2.
+
+The model is the workflow's (``results/model/inference.h5``, described by
+``results/model/best.json``): run the workflow first, e.g.
+``.venv/bin/snakemake --cores 2 results/model/inference.h5``. The video is a
+demo video generated for the bench (``--seconds``, the demo's size) unless
+``--video`` names one.
+
+    .venv/bin/python bench/predict.py [--video clip.mp4] [--batch-size 8] [--threads 2]
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from detflow import predict
+from detflow import retinanet_compat as compat
+from detflow.demo import generate_video
+
+from keras_retinanet.utils.image import resize_image  # noqa: E402  (after detflow, which imports the compat module)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tutorial(model, video, out_video, preprocess_image, classes, *, image_min_side, image_max_side, score_threshold):
+    """The tutorial's loop; returns the detections of every frame, as predict_video's JSON lists them."""
+    names = {label: name for name, label in classes.items()}
+    capture = cv2.VideoCapture(str(video))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    writer, frames = None, []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        image = preprocess_image(frame)
+        image, scale = resize_image(image, min_side=image_min_side, max_side=image_max_side)
+        boxes, scores, labels = model.predict_on_batch(np.expand_dims(image, axis=0))[:3]
+        boxes /= scale
+        detections = [predict.Detection(int(label), names[int(label)], float(score), tuple(float(v) for v in box))
+                      for box, score, label in zip(boxes[0], scores[0], labels[0]) if score >= score_threshold]
+        predict.draw_detections(frame, detections)
+        if writer is None:
+            writer = cv2.VideoWriter(str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame.shape[1::-1])
+        writer.write(frame)
+        frames.append([detection.as_dict() for detection in detections])
+    writer.release()
+    return frames
+
+
+def same_detections(ours, theirs):
+    """Whether two per-frame detection lists agree (classes, scores within 1e-4, boxes within 0.02 px)."""
+    if len(ours) != len(theirs):
+        return False
+    for mine, reference in zip(ours, theirs):
+        if [item["class"] for item in mine] != [item["class"] for item in reference]:
+            return False
+        for item, expected in zip(mine, reference):
+            if abs(item["score"] - expected["score"]) > 1e-4 or np.abs(np.subtract(item["box"], expected["box"])).max() > 0.02:
+                return False
+    return True
+
+
+def best_time(function, repeats):
+    function()  # warm-up: graph tracing, caches
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=REPO / "results/model/inference.h5", type=Path)
+    parser.add_argument("--best", default=REPO / "results/model/best.json", type=Path, help="describes the model")
+    parser.add_argument("--video", type=Path, help="video to annotate (default: a generated demo video)")
+    parser.add_argument("--seconds", type=float, default=20, help="length of the generated video")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--score-threshold", type=float, default=0.5)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if not args.model.is_file() or not args.best.is_file():
+        sys.exit(f"{args.model} or {args.best} is missing: train a model first, e.g. "
+                 ".venv/bin/snakemake --cores 2 results/model/inference.h5, or pass --model and --best")
+    best = json.loads(args.best.read_text())
+    classes = best["classes"]
+    device = compat.setup_device(args.threads)
+    model = predict.load_inference_model(args.model, best["backbone"], best["feature_size"], len(classes))
+    detector = predict.Detector(model, best["backbone"], classes, image_min_side=best["image_min_side"],
+                                image_max_side=best["image_max_side"], score_threshold=args.score_threshold)
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        video = args.video
+        if video is None:
+            demo = yaml.safe_load((REPO / "config.yaml").read_text())["demo"]
+            video = folder / "bench.mp4"
+            generate_video(video, folder / "truth.csv", index=0, seed=demo["seed"], seconds=args.seconds,
+                           fps=demo["fps"], width=demo["width"], height=demo["height"], classes=list(classes))
+        frames = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
+        theirs_seconds, theirs = best_time(lambda: tutorial(
+            model, video, folder / "tutorial.mp4", compat.backbone(best["backbone"]).preprocess_image, classes,
+            image_min_side=best["image_min_side"], image_max_side=best["image_max_side"],
+            score_threshold=args.score_threshold), args.repeats)
+        ours_seconds, ours = best_time(lambda: predict.predict_video(
+            detector, [video], folder / "ours.mp4", folder / "ours.csv", folder / "ours.json",
+            batch_size=args.batch_size, threads=args.threads), args.repeats)
+    ours_frames = [frame["detections"] for frame in ours["frames"]]
+    found = sum(len(frame) for frame in ours_frames)
+    print(f"model: {best['backbone']} RetinaNet, FPN/heads {best['feature_size']} wide, images "
+          f"{best['image_min_side']}-{best['image_max_side']} px; {device}")
+    print(f"video: {video.name if args.video else 'generated demo video'}, {frames} frames "
+          f"{ours['width']}x{ours['height']}; {found} detections scoring {args.score_threshold:g}+")
+    print(f"{'':<42}{'seconds':>9}{'frames/s':>10}")
+    print(f"{'tutorial pattern (one frame at a time)':<42}{theirs_seconds:>9.2f}{frames / theirs_seconds:>10.1f}")
+    print(f"{f'detflow.predict (batch {args.batch_size}, pipelined)':<42}{ours_seconds:>9.2f}"
+          f"{frames / ours_seconds:>10.1f}")
+    print(f"ratio (tutorial time / ours): {theirs_seconds / ours_seconds:.2f}x (target >= 2)")
+    identical = same_detections(ours_frames, theirs)
+    print(f"identical detections: {'yes' if identical else 'NO'} ({len(ours_frames)} frames compared)")
+    if not identical:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
