@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import types
+import warnings
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ info lines drown the training log
 
 import tf_keras  # noqa: E402
+
+# keras-retinanet saves and loads .h5 files; tf_keras warns on every save that the format is "legacy".
+warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
 
 # Alias the package and its public submodules, so `import keras.layers` finds
 # tf_keras's own modules instead of loading second copies of them.

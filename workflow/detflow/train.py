@@ -332,6 +332,8 @@ class EpochSnapshots(keras.callbacks.Callback):
         self.progress.save()
         for path in pruned:
             path.unlink(missing_ok=True)
+            log.info("removed %s: neither the last nor among the best %d by mAP or loss", path.name,
+                     self.settings.keep_best)
         write_metrics_csv(self.metrics_csv, self.progress.records, self.class_names)
 
 
