@@ -334,10 +334,13 @@ def test_killed_training_resumes_at_the_right_epoch_through_snakemake(workflow_c
                 break
             time.sleep(0.05)
         assert job.poll() is None, "training ended before it could be killed"
-        time.sleep(0.5)
+        time.sleep(0.2)
     finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
+    log_size = log_file.stat().st_size
+    time.sleep(1)
+    assert log_file.stat().st_size == log_size, "the training job outlived the kill"
     records = json.loads(progress_file.read_text())["records"]
     assert [record["epoch"] for record in records] == [1], "killed in the middle of epoch 2"
 
