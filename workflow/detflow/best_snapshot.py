@@ -29,12 +29,14 @@ from detflow.selection import METRICS, ranked_steps
 log = logging.getLogger(__name__)
 
 
-def read_metric(tensorboard_run, metric):
-    """{step: value} of ``metric`` in a TensorBoard run folder, read with tensorboard's event reader."""
+def read_scalars(tensorboard_run, tag):
+    """{step: value} of a scalar ``tag`` in a TensorBoard run folder, read with tensorboard's event reader.
+
+    A step written more than once counts with its last value (by wall time).
+    """
     tensorboard_run = Path(tensorboard_run)
     if not any(tensorboard_run.glob("events.out.tfevents.*")):
         raise InputError(tensorboard_run, "holds no TensorBoard event files: has training run?")
-    tag = METRICS[metric][0]
     # size guidance 0 keeps every event (the default samples 10 per tag).
     accumulator = event_accumulator.EventAccumulator(
         str(tensorboard_run), size_guidance={event_accumulator.TENSORS: 0}
@@ -52,6 +54,11 @@ def read_metric(tensorboard_run, metric):
     if not values:
         raise InputError(tensorboard_run, f"{tag!r} has no values in the TensorBoard logs")
     return values
+
+
+def read_metric(tensorboard_run, metric):
+    """{step: value} of a selection metric (``mAP`` or ``loss``) in a TensorBoard run folder."""
+    return read_scalars(tensorboard_run, METRICS[metric][0])
 
 
 def choose(values, metric):
