@@ -12,7 +12,7 @@ rule train:
         weights=training_weights(),
         code=stage_code("train", "retinanet_compat", "selection"),
     output:
-        metrics="results/training/metrics.csv",
+        metrics=report("results/training/metrics.csv", category="Training"),
         summary="results/training/training.json",
     log:
         "logs/train/train.log",
