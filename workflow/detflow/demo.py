@@ -59,6 +59,7 @@ SKIN_TONES_BGR = (
     (185, 205, 245), (160, 185, 230), (135, 170, 220), (110, 150, 205),
     (85, 125, 180), (65, 100, 150), (50, 75, 120), (40, 58, 95),
 )
+MIN_CONTRAST = 45  # grey levels between a scene's main colour and its skin tone
 SLEEVE_COLOURS_BGR = (
     (40, 40, 40), (140, 90, 40), (60, 40, 150), (60, 120, 60), (200, 200, 200),
     (90, 60, 30), (120, 120, 120), (40, 30, 110), (150, 150, 60), (30, 80, 170),
@@ -199,10 +200,9 @@ class HandTrack:
     finger_scale: float
 
 
-def plan_hands(rng, frames, fps, width, height, classes):
-    """One or two hand tracks over the video; the first is always in view but for a short gap now and then."""
+def plan_hands(rng, frames, fps, width, height, classes, skin_tone):
+    """One or two hand tracks over a scene; the first is always in view but for a short gap now and then."""
     two_hands = rng.random() < 0.7
-    skin_tone = np.array(SKIN_TONES_BGR[rng.integers(len(SKIN_TONES_BGR))], float)
     regions = ((0.18, 0.45), (0.55, 0.82)) if two_hands else ((0.25, 0.75),)
     tracks = []
     for number, (left, right) in enumerate(regions):
@@ -212,7 +212,7 @@ def plan_hands(rng, frames, fps, width, height, classes):
             centre_x=_smooth_curve(rng, frames, fps, left * width, right * width),
             centre_y=_smooth_curve(rng, frames, fps, 0.32 * height, 0.62 * height),
             scale=_smooth_curve(rng, frames, fps, 0.26 * height, 0.5 * height, periods=(3.0, 9.0)),
-            angle=_smooth_curve(rng, frames, fps, -1, 1) * rng.uniform(20, 50) + rng.uniform(-15, 15),
+            angle=_smooth_curve(rng, frames, fps, -1, 1) * rng.uniform(15, 40) + rng.uniform(-10, 10),
             mirrored=(number == 0) if two_hands else bool(rng.random() < 0.5),
             skin=np.clip(skin_tone * rng.uniform(0.92, 1.08, 3), 0, 255),
             sleeve=np.array(SLEEVE_COLOURS_BGR[rng.integers(len(SLEEVE_COLOURS_BGR))], float),
@@ -231,14 +231,24 @@ def _noise_layer(rng, height, width, cells, colours=3):
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).reshape(height, width, colours)
 
 
-def make_background(rng, width, height):
-    """A textured scene larger than the frame (the camera pans over it), as float32 BGR 0-255."""
+def _luminance(bgr):
+    return 0.114 * bgr[0] + 0.587 * bgr[1] + 0.299 * bgr[2]
+
+
+def make_background(rng, width, height, skin_tone):
+    """A textured scene larger than the frame (the camera pans over it), as float32 BGR 0-255.
+
+    Its main colour differs from the skin tone in brightness, so hands stand out (as
+    they do where people film gestures on purpose); its texture may still come close.
+    """
     kind = rng.integers(4)
     base = rng.uniform(40, 220, 3)
+    while abs(_luminance(base) - _luminance(skin_tone)) < MIN_CONTRAST:
+        base = rng.uniform(40, 220, 3)
     if kind == 0:  # blurred colour noise at several scales
         image = sum(weight * _noise_layer(rng, height, width, cells)
                     for weight, cells in ((0.55, 3), (0.3, 9), (0.15, 30)))
-        image = base + (image - 0.5) * rng.uniform(120, 220)
+        image = base + (image - 0.5) * rng.uniform(80, 160)
     elif kind == 1:  # a room: wall, floor and furniture-like boxes
         image = np.empty((height, width, 3), np.float32)
         image[:] = base
@@ -364,7 +374,7 @@ class Lighting:
             start = rng.integers(0, frames)
             gain[start:] *= rng.choice([0.75, 1.25])
         return cls(
-            gain=np.clip(gain, 0.6, 1.4),
+            gain=np.clip(gain, 0.65, 1.35),
             gradient=_smooth_curve(rng, frames, fps, 0.0, rng.uniform(0.1, 0.5)),
             direction=_smooth_curve(rng, frames, fps, 0, 2 * np.pi, periods=(6.0, 20.0)),
             tint=rng.uniform(0.88, 1.12, 3),
@@ -393,10 +403,11 @@ def scene_lengths(rng, frames, fps, shortest_s=2.5, longest_s=4.5):
 def render_scene(rng, *, frames, fps, width, height, poses):
     """Yield (frame as uint8 BGR, [(class, box)]) for one scene: its own place, light, hands and sleeves."""
     margin = 0.25
-    scene = make_background(rng, int(width * (1 + 2 * margin)), int(height * (1 + 2 * margin)))
+    skin_tone = np.array(SKIN_TONES_BGR[rng.integers(len(SKIN_TONES_BGR))], float)
+    scene = make_background(rng, int(width * (1 + 2 * margin)), int(height * (1 + 2 * margin)), skin_tone)
     pan_x = _smooth_curve(rng, frames, fps, 0, 2 * margin * width, periods=(8.0, 20.0)).astype(int)
     pan_y = _smooth_curve(rng, frames, fps, 0, 2 * margin * height, periods=(8.0, 20.0)).astype(int)
-    tracks = plan_hands(rng, frames, fps, width, height, list(poses))
+    tracks = plan_hands(rng, frames, fps, width, height, list(poses), skin_tone)
     lighting = Lighting.plan(rng, frames, fps)
     noise_level = rng.uniform(1.5, 5.0)
     blur = rng.uniform(0.3, 0.9)
