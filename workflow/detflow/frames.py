@@ -168,10 +168,11 @@ def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=
                     pending.popleft().result()
             for job in pending:
                 job.result()
-        _check_complete(video, capture, frame_index + 1, stopped_early, sampler)
+        _check_complete(video, capture, frame_index + 1, stopped_early)
         if not written:
-            raise InputError(video, f"no frame between start_s={start_s:g} and end_s={end_s} "
-                                    f"(decoded {frame_index + 1} frames)")
+            until = "the end" if end_s is None else f"end_s={end_s:g} s"
+            raise InputError(video, f"no frame between start_s={start_s:g} s and {until} "
+                                    f"({frame_index + 1} frames decoded)")
         manifest.parent.mkdir(parents=True, exist_ok=True)
         with open(manifest, "w", newline="") as handle:
             table = csv.writer(handle)
@@ -190,7 +191,7 @@ def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=
     return len(written)
 
 
-def _check_complete(video, capture, decoded, stopped_early, sampler):
+def _check_complete(video, capture, decoded, stopped_early):
     """Refuse a video that decodes no frame, or ends well before the length its container declares."""
     if decoded == 0:
         raise InputError(video, "no frame could be decoded (a zero-frame, corrupt or truncated video)")
