@@ -24,7 +24,7 @@ owned_pid() {
     pid=$(tr -dc 0-9 <"$pidfile")
     [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
     [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$(command -v "$name")")" ] || return 1
-    if tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qF "$state" ||
+    if tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qF "$state/" ||
         tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$conf"; then
         echo "$pid"
     else
