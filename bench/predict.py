@@ -9,7 +9,7 @@ frames through a compiled function, and draws and writes in another thread.
 Both annotate every frame of the video; the bench checks that they find the
 same detections (same classes, scores within 1e-4, boxes within 0.02 px)
 and prints frames/s of each and the ratio. Each timing is the best of
-``--repeats`` runs after one warm-up run each. Target: ratio >= 2.
+``--repeats`` runs after one warm-up run each, the two taking turns. Target: ratio >= 2.
 
 The model is the workflow's (``results/model/inference.h5``, described by
 ``results/model/best.json``): run the workflow first, e.g.
@@ -77,14 +77,17 @@ def same_detections(ours, theirs):
     return True
 
 
-def best_time(function, repeats):
-    function()  # warm-up: graph tracing, caches
-    times = []
+def best_times(contenders, repeats):
+    """Best time and last result of each function; one warm-up run each (graph tracing, caches), then
+    the contenders take turns, so that a busy machine slows them alike."""
+    results = [function() for function in contenders]
+    best = [float("inf")] * len(contenders)
     for _ in range(repeats):
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-    return min(times), result
+        for index, function in enumerate(contenders):
+            started = time.perf_counter()
+            results[index] = function()
+            best[index] = min(best[index], time.perf_counter() - started)
+    return best, results
 
 
 def main():
@@ -116,13 +119,13 @@ def main():
             generate_video(video, folder / "truth.csv", index=0, seed=demo["seed"], seconds=args.seconds,
                            fps=demo["fps"], width=demo["width"], height=demo["height"], classes=list(classes))
         frames = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
-        theirs_seconds, theirs = best_time(lambda: tutorial(
-            model, video, folder / "tutorial.mp4", compat.backbone(best["backbone"]).preprocess_image, classes,
-            image_min_side=best["image_min_side"], image_max_side=best["image_max_side"],
-            score_threshold=args.score_threshold), args.repeats)
-        ours_seconds, ours = best_time(lambda: predict.predict_video(
-            detector, [video], folder / "ours.mp4", folder / "ours.csv", folder / "ours.json",
-            batch_size=args.batch_size, threads=args.threads), args.repeats)
+        (theirs_seconds, ours_seconds), (theirs, ours) = best_times([
+            lambda: tutorial(model, video, folder / "tutorial.mp4", compat.backbone(best["backbone"]).preprocess_image,
+                             classes, image_min_side=best["image_min_side"], image_max_side=best["image_max_side"],
+                             score_threshold=args.score_threshold),
+            lambda: predict.predict_video(detector, [video], folder / "ours.mp4", folder / "ours.csv",
+                                          folder / "ours.json", batch_size=args.batch_size, threads=args.threads),
+        ], args.repeats)
     ours_frames = [frame["detections"] for frame in ours["frames"]]
     found = sum(len(frame) for frame in ours_frames)
     print(f"model: {best['backbone']} RetinaNet, FPN/heads {best['feature_size']} wide, images "
