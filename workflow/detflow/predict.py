@@ -121,7 +121,10 @@ def load_inference_model(path, backbone_name, feature_size, num_classes):
         model = models.load_model(str(path), backbone_name=backbone_name)
     except Exception as error:  # h5py, Keras deserialisation and custom objects fail in many ways; all mean one thing
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(path, f"cannot be loaded as a keras-retinanet model on backbone {backbone_name} ({reason})")
+        if len(reason) > 160:
+            reason = reason[:160] + " ..."
+        raise InputError(path, f"cannot be loaded as a keras-retinanet model on backbone {backbone_name} ({reason}); "
+                               "is it a model file, and one trained with this backbone (train.backbone)?")
     if {"regression", "classification"} <= set(model.output_names):
         raise InputError(path, "is a training model (outputs regression and classification), not an inference "
                                "model: convert it first (the convert stage, keras-retinanet's convert_model)")
