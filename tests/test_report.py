@@ -23,7 +23,9 @@ from detflow.splits import make_splits
 import tensorflow as tf  # noqa: E402  (after detflow, which imports the compat module first)
 from keras_retinanet.utils.colors import label_color  # noqa: E402
 
-LOGGED = {"epoch_loss": [3.1, 2.2, 1.7, 1.5, 1.6], "epoch_mAP": [0.05, 0.31, 0.62, 0.58, 0.49]}  # best: epoch 3
+LOGGED = {"epoch_loss": [3.1, 2.2, 1.7, 1.5, 1.6], "epoch_mAP": [0.05, 0.31, 0.62, 0.58, 0.49],  # best: epoch 3
+          "epoch_regression_loss": [2.0, 1.5, 1.2, 1.1, 1.2], "epoch_classification_loss": [1.1, 0.7, 0.5, 0.4, 0.4],
+          "epoch_AP_grab": [0.1, 0.4, 0.7, 0.6, 0.5]}  # no AP_drop: a series that is not logged is left out
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +111,9 @@ def test_training_curves_and_the_chosen_snapshot_come_from_the_tensorboard_logs(
     assert ["FPN and head width", str(FEATURE_SIZE)] in rows
     curves = cv2.imread(str(tmp_path / "curves.png"))
     assert curves.shape[0] > 600 and has_colour(curves, (43, 57, 192))  # the chosen epoch's red star and line
+    values = report.training_values(json.loads((training_run / "training.json").read_text()), list(CLASSES))
+    assert sorted(values) == ["AP_grab", "classification_loss", "loss", "mAP", "regression_loss"]
+    assert values["AP_grab"] == pytest.approx(dict(enumerate(LOGGED["epoch_AP_grab"], 1)))
 
 
 def test_dataset_page_shows_images_and_boxes_per_class_per_split(tmp_path):

@@ -22,12 +22,13 @@ import logging
 import math
 from pathlib import Path
 
-from detflow.best_snapshot import read_metric
+from detflow.best_snapshot import read_scalars
 from detflow.cli import InputError, run
 
 log = logging.getLogger(__name__)
 
 GALLERY_IMAGES = 12
+OPTIONAL_LOSSES = ("regression_loss", "classification_loss")  # the two parts of the training loss
 GALLERY_COLUMNS = 4
 STYLE = """<style>
 body { font-family: system-ui, sans-serif; font-size: 14px; margin: 12px; color: #222; }
@@ -83,14 +84,22 @@ def _paragraphs(texts, kind="note"):
 # ---------------------------------------------------------------- training
 
 
-def training_values(training):
-    """{"loss": {epoch: value}, "mAP": {epoch: value}} from the TensorBoard logs, epochs counted from 1."""
+def training_values(training, class_names):
+    """{series: {epoch: value}} from the TensorBoard logs, epochs counted from 1: "loss" and "mAP" (always
+    logged), and where logged the two parts of the loss and each class's validation AP ("AP_<class>")."""
     tensorboard_run = Path(training["tensorboard_dir"]) / training["tensorboard_run"]
     epochs = training["epochs_completed"]
-    values = {}
-    for metric in ("loss", "mAP"):
-        values[metric] = {step + 1: value for step, value in read_metric(tensorboard_run, metric).items()
-                          if step < epochs}
+
+    def series(name):
+        return {step + 1: value for step, value in read_scalars(tensorboard_run, f"epoch_{name}").items()
+                if step < epochs}
+
+    values = {"loss": series("loss"), "mAP": series("mAP")}
+    for name in (*OPTIONAL_LOSSES, *(f"AP_{name}" for name in class_names)):
+        try:
+            values[name] = series(name)
+        except InputError:  # not logged (the logs exist: loss and mAP were read)
+            log.info("no %s in the TensorBoard logs; not plotted", name)
     return values
 
 
@@ -104,18 +113,25 @@ def why_chosen(best, epochs):
 
 def plot_training_curves(values, best, png_path):
     pyplot = _pyplot()
-    figure, (loss_axes, map_axes) = pyplot.subplots(2, 1, figsize=(7.5, 6.2), dpi=110, sharex=True)
-    for axes, metric, colour, label in ((loss_axes, "loss", "#1f5fbf", "training loss (regression + classification)"),
-                                        (map_axes, "mAP", "#2e8b3a", "validation mAP@0.5")):
-        epochs = sorted(values[metric])
-        axes.plot(epochs, [values[metric][epoch] for epoch in epochs], "o-", color=colour, markersize=4, label=label)
+    figure, (loss_axes, map_axes) = pyplot.subplots(2, 1, figsize=(7.5, 6.6), dpi=110, sharex=True)
+    lines = [(loss_axes, "loss", "o-", "#1f5fbf", "training loss"),
+             (loss_axes, "regression_loss", "--", "#6b8fd6", "regression part"),
+             (loss_axes, "classification_loss", ":", "#6b8fd6", "classification part"),
+             (map_axes, "mAP", "o-", "#2e8b3a", "validation mAP@0.5")]
+    lines += [(map_axes, name, "--", None, f"validation AP {name[3:]}") for name in values if name.startswith("AP_")]
+    for axes, name, style, colour, label in lines:
+        if name in values:
+            epochs = sorted(values[name])
+            axes.plot(epochs, [values[name][epoch] for epoch in epochs], style, color=colour, markersize=4,
+                      linewidth=2 if style == "o-" else 1.2, label=label)
+    for axes, metric in ((loss_axes, "loss"), (map_axes, "mAP")):
         axes.axvline(best["epoch"], color="#c0392b", linestyle="--", linewidth=1)
         if best["epoch"] in values[metric]:
             axes.plot([best["epoch"]], [values[metric][best["epoch"]]], "*", color="#c0392b", markersize=14,
                       label=f"chosen: epoch {best['epoch']}")
         axes.set_ylabel(metric)
         axes.grid(alpha=0.3)
-        axes.legend(loc="best")
+        axes.legend(loc="best", fontsize=8)
     map_axes.set_ylim(0, 1.02)
     map_axes.set_xlabel("epoch")
     loss_axes.set_title(f"Training of the {best['backbone']} RetinaNet (FPN and heads {best['feature_size']} wide)")
@@ -151,7 +167,7 @@ def model_page(training, best, values):
 
 def training_report(training_json, best_json, png_path, html_path):
     training, best = read_json(training_json), read_json(best_json)
-    values = training_values(training)
+    values = training_values(training, list(best["classes"]))
     plot_training_curves(values, best, png_path)
     Path(html_path).write_text(model_page(training, best, values))
     log.info("%s", why_chosen(best, training["epochs_completed"]))
