@@ -180,9 +180,13 @@ def test_more_epochs_continue_from_the_last_snapshot_with_its_optimizer_state(tr
     assert (work / "snapshots" / SNAPSHOT.format(6)).is_file()
 
 
-def test_changed_settings_start_clean(trained, voc, tmp_path):
+def test_changed_settings_start_clean_from_the_given_weights(trained, voc, tmp_path, caplog):
     work = copy_of(trained[0], tmp_path)
-    summary = run_training(voc, work, epochs=1, learning_rate=5e-4)
+    weights = trained[0] / "snapshots" / SNAPSHOT.format(5)
+    with caplog.at_level("INFO", logger="detflow.train"):
+        summary = run_training(voc, work, epochs=1, learning_rate=5e-4, weights=str(weights))
+    assert "starting from scratch: the dataset, classes, settings or code changed" in caplog.text
+    assert f"starting weights: {weights} (" in caplog.text
     assert summary["resumed_from"] is None and summary["optimizer_iterations"] == TINY["steps"]
     assert sorted(path.name for path in (work / "snapshots").glob("*.h5")) == [SNAPSHOT.format(1)]
     assert sorted(logged_scalars(work / "tensorboard" / "train")["epoch_loss"]) == [0]
@@ -264,12 +268,6 @@ def test_corrupt_or_unrelated_weights_are_refused_with_snapshots_intact(trained,
     with pytest.raises(InputError, match="shares no layer with"):
         run_training(voc, work, epochs=6, weights=str(unrelated))
     assert folder_digest(work / "snapshots") == before
-
-
-def test_weights_from_a_snapshot_start_a_new_run(trained, voc, tmp_path):
-    snapshot = trained[0] / "snapshots" / SNAPSHOT.format(5)
-    summary = run_training(voc, tmp_path / "work", epochs=1, weights=str(snapshot), learning_rate=1e-4)
-    assert summary["resumed_from"] is None and summary["epochs_completed"] == 1
 
 
 def test_nan_loss_stops_with_a_clear_message_and_earlier_snapshots_kept(voc, tmp_path):
