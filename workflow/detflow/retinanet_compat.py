@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 LIBRARY_FEATURE_SIZE = 256  # keras-retinanet's FPN and head width
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ info lines drown the training log
 
 import tf_keras  # noqa: E402
 
