@@ -28,7 +28,6 @@ from video_fixtures import TINY_DEMO
 pytestmark = pytest.mark.cluster
 
 SCRIPTS = REPO / "scripts" / "slurm"
-SLURM_COMMANDS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch", "sacct", "squeue")
 # The tiny end-to-end configuration (as tests/test_report.py's whole run): 4 demo videos of
 # 2 s split 2/1/1, 6 frames labelled per video, 2 epochs of 3 steps of a small MobileNet.
 TINY_CONFIG = dict(
@@ -49,15 +48,6 @@ TRAINING_NAMES = [(re.compile(r"events\.out\.tfevents\.[^/]*$"), "events.out.tfe
                   (re.compile(r"^results/training/snapshots/[^/]*\.h5$"), "results/training/snapshots/*.h5")]
 
 
-def cluster_unavailable():
-    """Why the test cluster cannot start here, or None."""
-    if os.geteuid() != 0:
-        return "the test SLURM cluster needs root (slurmd, apt-get)"
-    if not all(shutil.which(command) for command in SLURM_COMMANDS) and not shutil.which("apt-get"):
-        return "SLURM is not installed and there is no apt-get to install it"
-    return None
-
-
 def cluster_running(conf):
     return conf.exists() and subprocess.run(["scontrol", "ping"], env={**os.environ, "SLURM_CONF": str(conf)},
                                             capture_output=True).returncode == 0
@@ -66,12 +56,11 @@ def cluster_running(conf):
 @pytest.fixture(scope="module")
 def slurm():
     """The environment that points SLURM's commands and Snakemake at the test cluster."""
-    reason = cluster_unavailable()
-    if reason:
-        pytest.skip(reason)
     state = Path(os.environ.get("DETFLOW_SLURM_DIR", "/tmp/detflow-slurm"))
     was_running = shutil.which("scontrol") is not None and cluster_running(state / "etc" / "slurm.conf")
     started = subprocess.run([str(SCRIPTS / "start.sh")], capture_output=True, text=True, timeout=900)
+    if started.returncode == 2:  # this machine cannot host it, e.g. apt-get cannot reach the registry
+        pytest.skip(started.stderr.strip().splitlines()[-1])
     assert started.returncode == 0, f"the test cluster did not start:\n{started.stderr[-4000:]}"
     conf = re.fullmatch(r"export SLURM_CONF=(\S+)", started.stdout.strip()).group(1)
     # root's default account in the cluster's accounting, as a user would name theirs

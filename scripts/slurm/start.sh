@@ -13,9 +13,16 @@
 #
 # Standard output is one shell line that points SLURM's commands at the cluster:
 #     eval "$(scripts/slurm/start.sh)"
+# Exit status 2 says this machine cannot host it (no root, no packages, a SLURM
+# of its own); 1, that it failed to start.
 set -euo pipefail
 
 source "$(dirname "$0")/common.sh"
+
+unavailable() {
+    say "cannot run here: $*"
+    exit 2
+}
 
 cluster=detflow
 slurmctld_port=16817
@@ -46,7 +53,7 @@ install_packages() {
         command -v "$command" >/dev/null || missing+=("$command")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
-    command -v apt-get >/dev/null || fail "missing ${missing[*]} and no apt-get to install ${packages[*]}"
+    command -v apt-get >/dev/null || unavailable "missing ${missing[*]} and no apt-get to install ${packages[*]}"
     say "installing ${packages[*]} (missing: ${missing[*]})"
     # The packages' own services must not start: policy-rc.d exit 101 forbids it.
     local policy=/usr/sbin/policy-rc.d made_policy=
@@ -64,21 +71,29 @@ install_packages() {
     [ -n "$made_policy" ] && rm -f "$policy"
     if [ "$status" -ne 0 ]; then
         tail -n 20 "$state/log/apt.log" >&2
-        fail "apt-get could not install ${packages[*]} (log: $state/log/apt.log)"
+        unavailable "apt-get could not install ${packages[*]} (log: $state/log/apt.log)"
     fi
 }
 
 # The SLURM daemons run in a UTS namespace of their own whose host name is
 # "localhost": with CommunicationParameters=NoInAddrAny,NoCtldInAddrAny they
 # then listen on 127.0.0.1 only, whatever this machine's name resolves to.
-if unshare --uts true 2>/dev/null; then
-    node=localhost
-    as_node() { unshare --uts sh -c 'hostname localhost && exec "$@"' as_node "$@"; }
-else
-    node=$(hostname -s)
-    as_node() { "$@"; }
-    say "warning: no UTS namespace here; the daemons listen on the address of $node"
-fi
+choose_node_name() {
+    if unshare --uts true 2>/dev/null; then
+        node=localhost
+    else
+        node=$(hostname -s)
+        say "warning: no UTS namespace here; the daemons listen on the address of $node"
+    fi
+}
+
+as_node() {
+    if [ "$node" = localhost ]; then
+        unshare --uts sh -c 'hostname localhost && exec "$@"' as_node "$@"
+    else
+        "$@"
+    fi
+}
 
 write_configuration() {
     local node_line
@@ -173,10 +188,10 @@ EOF
 # symbolic link that stop.sh removes.
 publish_configuration() {
     [ -e /etc/slurm/slurm.conf ] &&
-        fail "this machine has a SLURM configuration of its own, /etc/slurm/slurm.conf: jobs' srun would read it"
+        unavailable "this machine has a SLURM configuration of its own, /etc/slurm/slurm.conf: jobs' srun would read it"
     if [ "$(readlink "$published_conf_dir")" != "$conf_dir" ]; then
         [ -e "$published_conf_dir" ] &&
-            fail "$published_conf_dir exists (a configless slurmd's?): jobs' srun would read it"
+            unavailable "$published_conf_dir exists (a configless slurmd's?): jobs' srun would read it"
         mkdir -p "$(dirname "$published_conf_dir")"
         ln -s "$conf_dir" "$published_conf_dir"
     fi
@@ -246,10 +261,11 @@ start_slurm() {
     wait_for 60 "$state/log/slurmd.log" node_ready
 }
 
-[ "$(id -u)" -eq 0 ] || fail "needs root (it starts slurmd and installs Debian packages)"
+[ "$(id -u)" -eq 0 ] || unavailable "needs root (it starts slurmd and installs Debian packages)"
 mkdir -p "$state"/{etc,run,log,munge,mariadb,slurmctld,slurmd}
 chmod 755 "$state" "$state/munge"
 install_packages
+choose_node_name
 export SLURM_CONF=$conf
 write_configuration
 publish_configuration
