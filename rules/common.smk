@@ -23,6 +23,17 @@ except InputError as error:
     raise WorkflowError(f"invalid configuration: {error}")
 
 
+# Seconds of work each: on a cluster they run beside Snakemake instead of waiting in the queue.
+localrules:
+    splits,
+    best_snapshot,
+    training_report,
+    dataset_report,
+    results_report,
+    gallery,
+    summary,
+
+
 wildcard_constraints:
     video=r"[^/]+",
     split=r"train|val|test",
