@@ -211,7 +211,7 @@ def plan_hands(rng, frames, fps, width, height, classes, skin_tone):
             labels=_gesture_timeline(rng, frames, fps, classes),
             centre_x=_smooth_curve(rng, frames, fps, left * width, right * width),
             centre_y=_smooth_curve(rng, frames, fps, 0.32 * height, 0.62 * height),
-            scale=_smooth_curve(rng, frames, fps, 0.26 * height, 0.5 * height, periods=(3.0, 9.0)),
+            scale=_smooth_curve(rng, frames, fps, 0.28 * height, 0.52 * height, periods=(3.0, 9.0)),
             angle=_smooth_curve(rng, frames, fps, -1, 1) * rng.uniform(15, 40) + rng.uniform(-10, 10),
             mirrored=(number == 0) if two_hands else bool(rng.random() < 0.5),
             skin=np.clip(skin_tone * rng.uniform(0.92, 1.08, 3), 0, 255),
@@ -219,7 +219,7 @@ def plan_hands(rng, frames, fps, width, height, classes, skin_tone):
             spread=rng.uniform(1.1, 1.6),
             finger_scale=rng.uniform(0.92, 1.08),
         ))
-    if frames > 2 * fps and rng.random() < 0.3:
+    if frames > 2 * fps and rng.random() < 0.2:
         gap_start = rng.integers(0, frames - fps)
         for track in tracks:
             track.visible[gap_start:gap_start + int(rng.uniform(0.4, 1.0) * fps)] = False
@@ -235,16 +235,22 @@ def _luminance(bgr):
     return 0.114 * bgr[0] + 0.587 * bgr[1] + 0.299 * bgr[2]
 
 
+def _colour_unlike(rng, skin_tone):
+    """A random colour whose brightness differs from the skin tone's by at least MIN_CONTRAST."""
+    while True:
+        colour = rng.uniform(40, 220, 3)
+        if abs(_luminance(colour) - _luminance(skin_tone)) >= MIN_CONTRAST:
+            return colour
+
+
 def make_background(rng, width, height, skin_tone):
     """A textured scene larger than the frame (the camera pans over it), as float32 BGR 0-255.
 
-    Its main colour differs from the skin tone in brightness, so hands stand out (as
+    Its main colours differ from the skin tone in brightness, so hands stand out (as
     they do where people film gestures on purpose); its texture may still come close.
     """
     kind = rng.integers(4)
-    base = rng.uniform(40, 220, 3)
-    while abs(_luminance(base) - _luminance(skin_tone)) < MIN_CONTRAST:
-        base = rng.uniform(40, 220, 3)
+    base = _colour_unlike(rng, skin_tone)
     if kind == 0:  # blurred colour noise at several scales
         image = sum(weight * _noise_layer(rng, height, width, cells)
                     for weight, cells in ((0.55, 3), (0.3, 9), (0.15, 30)))
@@ -263,12 +269,11 @@ def make_background(rng, width, height, skin_tone):
         image += (_noise_layer(rng, height, width, 12) - 0.5) * 50
     elif kind == 2:  # stripes: wood, fabric, blinds
         angle = rng.uniform(0, np.pi)
-        period = rng.uniform(6, 40)
+        period = rng.uniform(0.06, 0.2) * height
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
         waves = np.sin((xs * np.cos(angle) + ys * np.sin(angle)) * 2 * np.pi / period
                        + 3 * _noise_layer(rng, height, width, 6, 1)[..., 0])
-        other = rng.uniform(30, 230, 3)
-        image = base + (other - base) * ((waves[..., None] + 1) / 2)
+        image = base + (_colour_unlike(rng, skin_tone) - base) * ((waves[..., None] + 1) / 2)
     else:  # tiles with grout lines
         tile = int(rng.uniform(0.08, 0.25) * height) + 4
         image = np.empty((height, width, 3), np.float32)
@@ -301,6 +306,16 @@ def _keep_in_frame(shape, matrix, width, height, outside=0.2):
     shifted = matrix.copy()
     shifted[:, 2] += (shift_x, shift_y)
     return shifted
+
+
+def _side_by_side(shapes, matrices, gap):
+    """Move a left and a right hand apart sideways (in place) until ``gap`` pixels separate their outlines."""
+    left_edge = _to_pixels(np.concatenate(shapes[0].skin), matrices[0])[:, 0].max()
+    right_edge = _to_pixels(np.concatenate(shapes[1].skin), matrices[1])[:, 0].min()
+    overlap = left_edge + gap - right_edge
+    if overlap > 0:
+        matrices[0][0, 2] -= overlap / 2
+        matrices[1][0, 2] += overlap / 2
 
 
 def _to_pixels(points, matrix):
@@ -413,18 +428,17 @@ def render_scene(rng, *, frames, fps, width, height, poses):
     blur = rng.uniform(0.3, 0.9)
     for index in range(frames):
         frame = scene[pan_y[index]:pan_y[index] + height, pan_x[index]:pan_x[index] + width].copy()
+        in_view = [track for track in tracks if track.visible[index]]
+        shapes = [hand_shape(poses[track.labels[index]], track.spread, track.finger_scale) for track in in_view]
+        matrices = [_hand_transform(track.centre_x[index], track.centre_y[index], track.scale[index],
+                                    track.angle[index], track.mirrored) for track in in_view]
+        if len(in_view) == 2:
+            _side_by_side(shapes, matrices, gap=0.02 * width)
         objects = []
-        for track in tracks:
-            if not track.visible[index]:
-                continue
-            label = track.labels[index]
-            shape = hand_shape(poses[label], track.spread, track.finger_scale)
-            matrix = _keep_in_frame(shape, _hand_transform(track.centre_x[index], track.centre_y[index],
-                                                           track.scale[index], track.angle[index], track.mirrored),
-                                    width, height)
-            box = draw_hand(frame, shape, matrix, track.skin, track.sleeve)
+        for track, shape, matrix in zip(in_view, shapes, matrices):
+            box = draw_hand(frame, shape, _keep_in_frame(shape, matrix, width, height), track.skin, track.sleeve)
             if box is not None:
-                objects.append((label, box))
+                objects.append((track.labels[index], box))
         lighting.apply(frame, index)
         frame = cv2.GaussianBlur(frame, (0, 0), blur)
         frame += noise_level * rng.standard_normal(frame.shape, dtype=np.float32)
