@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import WorkflowCopy
-from dataset_fixtures import planned_jobs
 from video_fixtures import (
     TINY_DEMO,
     file_hashes,
@@ -36,11 +35,6 @@ class RestoredWorkflow(WorkflowCopy):
         self.config = yaml.safe_load((self.root / "config.yaml").read_text())
 
 
-def new_workflow(folder):
-    folder.mkdir(parents=True)
-    return WorkflowCopy(folder)
-
-
 def own_videos(workflow, videos_dir):
     """Point the copy at a folder of videos (and an empty labelImg folder)."""
     annotations = workflow.root.parent / "labels"
@@ -59,7 +53,7 @@ def keep_pristine(workflow):
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     """The tiny demo run up to the labelling folder: (folder, saved copy, Snakemake's output)."""
-    workflow = new_workflow(tmp_path_factory.mktemp("demo") / "run" / "project")
+    workflow = WorkflowCopy(tmp_path_factory.mktemp("demo") / "run" / "project")
     workflow.set_config(demo=TINY_DEMO, labelling={"frames_per_video": FRAMES_PER_VIDEO})
     output = workflow.snakemake("labelling").stdout
     return (*keep_pristine(workflow), output)
@@ -77,7 +71,7 @@ def videos_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("videos") / "run"
     for name in ("first.avi", "second.mp4"):
         write_video(folder / "videos" / name, 16)
-    workflow = new_workflow(folder / "project")
+    workflow = WorkflowCopy(folder / "project")
     own_videos(workflow, folder / "videos")
     workflow.snakemake("labelling")
     return keep_pristine(workflow)
@@ -127,7 +121,7 @@ def test_demo_runs_to_the_labelling_folder(demo, demo_run):
 
 
 def test_nothing_reruns_after_a_run(demo):
-    assert planned_jobs(demo, "labelling") == {}
+    assert demo.dry_run_jobs("labelling") == {}
 
 
 ALL_VIDEO_JOBS = {"extract_frames": 3, "select_frames": 3, "labelling_folder": 1, "demo_labels": 1, "labelling": 1}
@@ -141,7 +135,7 @@ ALL_VIDEO_JOBS = {"extract_frames": 3, "select_frames": 3, "labelling_folder": 1
 ])
 def test_changed_parameters_rerun_their_stage_and_what_follows(demo, section, change, expected):
     demo.set_config(**{section: change})
-    assert planned_jobs(demo, "labelling") == expected
+    assert demo.dry_run_jobs("labelling") == expected
 
 
 @pytest.mark.parametrize("module, expected", [
@@ -152,19 +146,19 @@ def test_changed_parameters_rerun_their_stage_and_what_follows(demo, section, ch
 def test_changed_code_reruns_its_stage_and_what_follows(demo, module, expected):
     source = demo.root / "workflow" / "detflow" / f"{module}.py"
     source.write_text(source.read_text() + "\n# edited\n")
-    assert planned_jobs(demo, "labelling") == expected
+    assert demo.dry_run_jobs("labelling") == expected
 
 
 def test_adding_demo_videos_makes_only_the_new_ones(demo):
     demo.set_config(demo={"videos": 4})
-    assert planned_jobs(demo, "labelling") == {
+    assert demo.dry_run_jobs("labelling") == {
         "demo_video": 1, "extract_frames": 1, "select_frames": 1, "labelling_folder": 1, "demo_labels": 1,
         "labelling": 1}
 
 
 def test_adding_a_video_extracts_only_that_video(videos):
     write_video(Path(videos.config["videos"]["dir"]) / "third.mkv", 16)
-    assert planned_jobs(videos, "labelling") == {
+    assert videos.dry_run_jobs("labelling") == {
         "extract_frames": 1, "select_frames": 1, "labelling_folder": 1, "labelling": 1}
     old_frames = {path: path.stat().st_mtime_ns for path in (videos.root / "results/frames/first").glob("*.jpg")}
     videos.snakemake("labelling")
@@ -178,10 +172,10 @@ def test_touching_one_video_reruns_only_its_stages(videos):
     only_second = {"extract_frames": 1, "select_frames": 1, "labelling_folder": 1, "labelling": 1}
     video.touch()
     # Snakemake checksums inputs under 1 MB and sees this one unchanged; real videos are larger.
-    assert planned_jobs(videos, "labelling") == {}
-    assert planned_jobs(videos, "--max-checksum-file-size", "0", "labelling") == only_second
+    assert videos.dry_run_jobs("labelling") == {}
+    assert videos.dry_run_jobs("--max-checksum-file-size", "0", "labelling") == only_second
     write_video(video, 20)  # a new take under the same name
-    assert planned_jobs(videos, "labelling") == only_second
+    assert videos.dry_run_jobs("labelling") == only_second
     output = videos.snakemake("labelling").stdout
     assert "logs/extract_frames/second.log" in output and "logs/extract_frames/first.log" not in output
     assert len(list((videos.root / "results/frames/second").glob("*.jpg"))) == 10
@@ -203,7 +197,7 @@ def test_bad_videos_fail_alone_with_the_file_and_reason(workflow_root):
     write_video(folder / "take.avi", 6)
     write_video(folder / "take.mp4", 6)
     before = file_hashes(folder)
-    workflow = new_workflow(workflow_root)
+    workflow = WorkflowCopy(workflow_root)
     own_videos(workflow, folder)
     result = workflow.snakemake("--keep-going", "labelling", check=False)
     assert result.returncode != 0
@@ -230,7 +224,7 @@ def test_bad_videos_fail_alone_with_the_file_and_reason(workflow_root):
 
 def test_empty_video_folder_stops_at_start_up(workflow_root):
     (workflow_root.parent / "videos").mkdir(parents=True)
-    workflow = new_workflow(workflow_root)
+    workflow = WorkflowCopy(workflow_root)
     own_videos(workflow, workflow_root.parent / "videos")
     result = workflow.snakemake("-n", "labelling", check=False)
     assert result.returncode != 0
@@ -246,7 +240,7 @@ def test_empty_video_folder_stops_at_start_up(workflow_root):
     ("demo", {"colour": "red"}, "demo"),
 ])
 def test_bad_settings_are_named_at_start_up(workflow_root, section, change, key):
-    workflow = new_workflow(workflow_root)
+    workflow = WorkflowCopy(workflow_root)
     workflow.set_config(**{section: change})
     result = workflow.snakemake("-n", "labelling", check=False)
     assert result.returncode != 0
