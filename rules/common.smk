@@ -69,8 +69,9 @@ VIDEOS = find_videos()
 
 
 def stage_code(*modules):
-    """The source files of a stage, as inputs: editing a stage's code reruns its jobs."""
-    return [str(PACKAGE_ROOT / "detflow" / f"{module}.py") for module in ("cli",) + modules]
+    """The source files of a stage, as inputs: editing a stage's code reruns its jobs.
+    Relative paths, so that moving the project does not make every job look stale."""
+    return [os.path.relpath(PACKAGE_ROOT / "detflow" / f"{module}.py") for module in ("cli",) + modules]
 
 
 def cli_options(settings):
