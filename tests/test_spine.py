@@ -17,7 +17,6 @@ from video_fixtures import (
     zero_frame_video,
 )
 
-VIDEO_RULES = ("demo_video", "demo_labels", "extract_frames", "select_frames", "labelling_folder")
 FRAMES_PER_VIDEO = 4
 TRICKY_NAME = """my clip; $HOME 'single' "double" été.mp4"""
 TRICKY_ID = "my_clip_HOME_single_double_été"
@@ -88,14 +87,11 @@ def workflow_root(tmp_path):
     return tmp_path / "project"
 
 
-def test_lint_reports_nothing_for_the_video_stages(demo):
+def test_lint_reports_nothing(demo):
     result = demo.snakemake("--lint", check=False)  # exits 1 when any file has lints
-    output = result.stdout
-    assert result.returncode == 0 or "Lints for" in output
-    for rule in VIDEO_RULES:
-        assert f"Lints for rule {rule} " not in output
-    for stage in ("demo", "frames", "labelling"):
-        assert f"rules/{stage}.smk:" not in output
+    assert result.returncode == 0, result.stdout
+    assert "Lints for" not in result.stdout
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout
 
 
 def test_demo_runs_to_the_labelling_folder(demo, demo_run):
