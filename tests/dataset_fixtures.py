@@ -5,8 +5,6 @@ import zipfile
 
 import cv2
 import numpy as np
-import pytest
-from conftest import WorkflowCopy
 
 from detflow.pascal_voc import write_annotation
 
@@ -85,20 +83,3 @@ def write_video(path, frames, size=(160, 120), fps=5, seed=0):
         writer.write(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
     writer.release()
     return path
-
-
-@pytest.fixture
-def project(tmp_path):
-    """Like conftest's workflow_copy, with the project folder created first (WorkflowCopy copies into it)."""
-    (tmp_path / "project").mkdir()
-    return WorkflowCopy(tmp_path / "project")
-
-
-def planned_jobs(copy, *targets):
-    """Jobs per rule of a dry run towards ``targets``.
-
-    conftest's ``dry_run_jobs`` puts its arguments after ``--quiet rules``, whose
-    choices would swallow a bare target; an option with a value in between
-    (``--directory``, the copy's own folder) ends them.
-    """
-    return copy.dry_run_jobs("--directory", str(copy.root), *targets)

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from dataset_fixtures import (  # noqa: F401 (project is a fixture)
-    FRAME_SIZE, annotate, extract_plums, labelled_videos, planned_jobs, project, write_image, write_video,
+from dataset_fixtures import (
+    FRAME_SIZE, annotate, extract_plums, labelled_videos, write_image, write_video,
 )
 from lxml import etree
 
@@ -222,9 +222,9 @@ def test_duplicate_classes_are_refused_by_name(tmp_path):
         build_dataset(annotations, [frames], tmp_path / "voc", classes=["grab", "drop", "grab"])
 
 
-def test_duplicate_classes_in_config_stop_the_workflow_clearly(project):
-    project.set_config(classes=["grab", "drop", "grab"])
-    result = project.snakemake("-n", check=False)
+def test_duplicate_classes_in_config_stop_the_workflow_clearly(workflow_copy):
+    workflow_copy.set_config(classes=["grab", "drop", "grab"])
+    result = workflow_copy.snakemake("-n", check=False)
     assert result.returncode != 0
     assert "invalid configuration: config: classes: ['grab', 'drop', 'grab'] has non-unique elements" in result.stdout
     assert "Traceback" not in result.stdout
@@ -287,7 +287,7 @@ def test_cli_reports_one_line_without_traceback(tmp_path):
     assert "skipped" in ok.stderr and (tmp_path / "voc" / "validation.txt").exists()
 
 
-def test_rerun_only_what_changed(project, tmp_path):
+def test_rerun_only_what_changed(workflow_copy, tmp_path):
     """Issue 3, point 7, on a person's own videos and labelImg folder: editing one
     XML reruns the dataset and splits, not frame extraction; a new split seed
     reruns the splits only."""
@@ -295,34 +295,34 @@ def test_rerun_only_what_changed(project, tmp_path):
     write_video(videos / "cam one.avi", frames=8, seed=1)
     write_video(videos / "cam2.avi", frames=8, seed=2)
     annotations.mkdir()
-    project.set_config(videos={"dir": str(videos)}, annotations={"dir": str(annotations)},
+    workflow_copy.set_config(videos={"dir": str(videos)}, annotations={"dir": str(annotations)},
                        frames={"every_nth": 2, "skip_duplicates": False}, labelling={"frames_per_video": 3})
-    project.snakemake("labelling")
-    selected = sorted(row["file"][: -len(".jpg")] for selection in (project.root / "results/labelling/selected").glob("*.csv")
+    workflow_copy.snakemake("labelling")
+    selected = sorted(row["file"][: -len(".jpg")] for selection in (workflow_copy.root / "results/labelling/selected").glob("*.csv")
                       for row in csv.DictReader(open(selection)))
     assert len(selected) == 6
     for number, image_id in enumerate(selected[:-1]):  # the person has not labelled the last chosen frame yet
         annotate(annotations, image_id, ["grab"] if number % 2 else ["drop", "grab"], size=(160, 120))
-    project.snakemake("results/voc/splits.json")
-    report = json.loads((project.root / "results/voc/validation.json").read_text())
+    workflow_copy.snakemake("results/voc/splits.json")
+    report = json.loads((workflow_copy.root / "results/voc/validation.json").read_text())
     assert report["used"] == 5 and report["not_yet_labelled"] == 1
-    command = (project.root / "results/labelling/labelimg.txt").read_text().strip()
+    command = (workflow_copy.root / "results/labelling/labelimg.txt").read_text().strip()
     assert command.startswith("labelImg ") and [r["fix"] for r in report["problems"]] == [command]
-    assert planned_jobs(project, "results/voc/splits.json") == {}
+    assert workflow_copy.dry_run_jobs("results/voc/splits.json") == {}
 
     edited = annotations / f"{selected[0]}.xml"
     text = edited.read_text()
     assert "<xmin>1</xmin>" in text
     edited.write_text(text.replace("<xmin>1</xmin>", "<xmin>3</xmin>", 1))
-    assert planned_jobs(project, "results/voc/splits.json") == {"dataset": 1, "splits": 1}
+    assert workflow_copy.dry_run_jobs("results/voc/splits.json") == {"dataset": 1, "splits": 1}
     annotate(annotations, selected[-1], ["grab"], size=(160, 120))  # a new file: also a rerun
-    assert planned_jobs(project, "results/voc/splits.json") == {"dataset": 1, "splits": 1}
-    project.snakemake("results/voc/splits.json")
-    assert json.loads((project.root / "results/voc/validation.json").read_text())["used"] == 6
+    assert workflow_copy.dry_run_jobs("results/voc/splits.json") == {"dataset": 1, "splits": 1}
+    workflow_copy.snakemake("results/voc/splits.json")
+    assert json.loads((workflow_copy.root / "results/voc/validation.json").read_text())["used"] == 6
 
-    project.set_config(split={"seed": 4})
-    assert planned_jobs(project, "results/voc/splits.json") == {"splits": 1}
-    project.set_config(dataset={"boxes_outside": "reject"})
-    assert planned_jobs(project, "results/voc/splits.json") == {"dataset": 1, "splits": 1}
+    workflow_copy.set_config(split={"seed": 4})
+    assert workflow_copy.dry_run_jobs("results/voc/splits.json") == {"splits": 1}
+    workflow_copy.set_config(dataset={"boxes_outside": "reject"})
+    assert workflow_copy.dry_run_jobs("results/voc/splits.json") == {"dataset": 1, "splits": 1}
     assert all(not (annotations / name).exists() for name in ("JPEGImages", "Annotations"))
     assert sorted(p.suffix for p in annotations.iterdir()) == [".xml"] * 6  # the person's folder only holds their files
