@@ -97,10 +97,6 @@ def all_frame_dirs():
     return expand("results/frames/{video}", video=sorted(VIDEOS))
 
 
-def all_manifests():
-    return expand("results/frames/{video}.csv", video=sorted(VIDEOS))
-
-
 def all_selections():
     return expand("results/labelling/selected/{video}.csv", video=sorted(VIDEOS))
 
