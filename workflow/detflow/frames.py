@@ -191,14 +191,18 @@ def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=
     return len(written)
 
 
+def ended_early(declared, decoded):
+    """Whether decoding stopped clearly before the frame count the container declares
+    (declared counts are estimates in some containers, hence the tolerance)."""
+    return declared is not None and decoded < declared - max(COUNT_TOLERANCE_FRAMES, COUNT_TOLERANCE_FRACTION * declared)
+
+
 def _check_complete(video, capture, decoded, stopped_early):
     """Refuse a video that decodes no frame, or ends well before the length its container declares."""
     if decoded == 0:
         raise InputError(video, "no frame could be decoded (a zero-frame, corrupt or truncated video)")
     declared = declared_frame_count(capture)
-    if stopped_early or declared is None:
-        return
-    if decoded < declared - max(COUNT_TOLERANCE_FRAMES, COUNT_TOLERANCE_FRACTION * declared):
+    if not stopped_early and ended_early(declared, decoded):
         raise InputError(video, f"decoding stopped at frame {decoded} of the {declared} the file declares "
                                 "(truncated or corrupt video)")
 

@@ -36,13 +36,7 @@ import numpy as np
 
 from detflow import retinanet_compat as compat
 from detflow.cli import InputError, parse_bool, run
-from detflow.frames import (
-    COUNT_TOLERANCE_FRACTION,
-    COUNT_TOLERANCE_FRAMES,
-    declared_frame_count,
-    open_video,
-    single_video,
-)
+from detflow.frames import declared_frame_count, ended_early, open_video, single_video
 from detflow.train import read_classes
 from detflow.videos import video_id
 
@@ -460,12 +454,6 @@ def _frames(capture, stride, progress):
         if not ok:
             break
         yield (index, timestamp), frame
-
-
-def ended_early(declared, decoded):
-    """Whether decoding stopped clearly before the frame count the container declares
-    (with the frames stage's tolerance for declared counts that are estimates)."""
-    return declared is not None and decoded < declared - max(COUNT_TOLERANCE_FRAMES, COUNT_TOLERANCE_FRACTION * declared)
 
 
 def predict_video(detector, videos, out_video, csv_path, json_path, *, stride=1, batch_size=8, threads=0):
