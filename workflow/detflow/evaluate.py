@@ -11,7 +11,7 @@ the precision-recall curve of every class.
   split has no AP (null), not 0.
 - ``evaluate`` computes each class's precision-recall curve but returns only
   its AP. The curves are recorded from the library's own AP function while it
-  runs (:func:`recorded_pr_curves`), and each curve's AP is checked against
+  runs (``retinanet_compat.recorded_pr_curves``), and each curve's AP is checked against
   the returned AP.
 - A split without images or without boxes gives metrics with mAP null and a
   note, not an error; an image that cannot be read is left out and listed.
@@ -19,7 +19,6 @@ the precision-recall curve of every class.
 Outputs: metrics JSON and CSV, and the curves as a PNG.
 """
 import argparse
-import contextlib
 import csv
 import json
 import logging
@@ -58,25 +57,6 @@ class ReadableVocGenerator(PascalVocGenerator):
         self._image_names = [name for name in names if name not in self._unreadable]
 
 
-@contextlib.contextmanager
-def recorded_pr_curves():
-    """Record the (recall, precision, AP) that keras-retinanet's ``evaluate`` passes to and gets from its
-    AP function: one entry per class with boxes, in label order. The library's function does the work."""
-    curves = []
-    library_compute_ap = retinanet_eval._compute_ap
-
-    def compute_ap(recall, precision):
-        average_precision = library_compute_ap(recall, precision)
-        curves.append((np.asarray(recall, dtype=float), np.asarray(precision, dtype=float), float(average_precision)))
-        return average_precision
-
-    retinanet_eval._compute_ap = compute_ap
-    try:
-        yield curves
-    finally:
-        retinanet_eval._compute_ap = library_compute_ap
-
-
 def unreadable_images(voc_dir, image_ids):
     """[{image, file, reason}] for the images of ``image_ids`` that cannot be read."""
     paths = ((image_id, Path(voc_dir) / "JPEGImages" / f"{image_id}.jpg") for image_id in image_ids)
@@ -101,7 +81,7 @@ def evaluate_split(model, voc_dir, split, classes, *, backbone_name, image_min_s
             image_min_side=image_min_side, image_max_side=image_max_side,
             preprocess_image=compat.backbone(backbone_name).preprocess_image, shuffle_groups=False,
         )
-        with recorded_pr_curves() as recorded:
+        with compat.recorded_pr_curves() as recorded:
             average_precisions, seconds_per_image = retinanet_eval.evaluate(
                 generator, model, iou_threshold=iou_threshold, score_threshold=score_threshold,
                 max_detections=max_detections,

@@ -10,16 +10,20 @@ process that builds or loads a model (see ../../../shared/STACK.md):
 
 It also builds a backbone's RetinaNet with a chosen FPN/head width through the
 library's own ``submodels`` and ``create_pyramid_features`` arguments, feeds
-its generators to tf.keras for any number of steps per epoch, and sets up the
-device (GPU with memory growth when visible, else CPU). Nothing here copies or
-edits library code.
+its generators to tf.keras for any number of steps per epoch, sets up the
+device (GPU with memory growth when visible, else CPU), and records the
+precision-recall curves that keras-retinanet's evaluation computes but does not
+return. Nothing here copies or edits library code.
 """
+import contextlib
 import functools
 import logging
 import os
 import sys
 import types
 import warnings
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ if tf.keras.Model is not tf_keras.Model:
     raise ImportError("tf.keras was used before detflow.retinanet_compat was imported; import it first")
 from keras_retinanet import models  # noqa: E402
 from keras_retinanet.models import retinanet as retinanet_module  # noqa: E402
+from keras_retinanet.utils import eval as library_eval  # noqa: E402
 
 # The library's FPN builder takes the width as an argument but is module-private.
 _library_pyramid_features = getattr(retinanet_module, "__create_pyramid_features")
@@ -142,3 +147,22 @@ def setup_device(threads=None):
         device = f"CPU ({threads or 'all'} threads); no GPU visible"
     log.info("TensorFlow %s uses %s", tf.__version__, device)
     return device
+
+
+@contextlib.contextmanager
+def recorded_pr_curves():
+    """Record the (recall, precision, AP) that keras-retinanet's ``evaluate`` passes to and gets from its
+    AP function: one entry per class with boxes, in label order. The library's function does the work."""
+    curves = []
+    library_compute_ap = library_eval._compute_ap
+
+    def compute_ap(recall, precision):
+        average_precision = library_compute_ap(recall, precision)
+        curves.append((np.asarray(recall, dtype=float), np.asarray(precision, dtype=float), float(average_precision)))
+        return average_precision
+
+    library_eval._compute_ap = compute_ap
+    try:
+        yield curves
+    finally:
+        library_eval._compute_ap = library_compute_ap
