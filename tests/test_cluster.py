@@ -23,20 +23,13 @@ import yaml
 
 from conftest import REPO, WorkflowCopy, snakemake_command
 from rules_fixtures import workflow_rules
-from video_fixtures import TINY_DEMO
+from video_fixtures import TINY_WORKFLOW
 
 pytestmark = pytest.mark.cluster
 
 SCRIPTS = REPO / "scripts" / "slurm"
-# The tiny end-to-end configuration (as tests/test_report.py's whole run): 4 demo videos of
-# 2 s split 2/1/1, 6 frames labelled per video, 2 epochs of 3 steps of a small MobileNet.
-TINY_CONFIG = dict(
-    demo={**TINY_DEMO, "videos": 4},
-    labelling={"frames_per_video": 6},
-    split={"seed": 24, "train": 0.5, "val": 0.25, "test": 0.25},
-    train={"backbone": "mobilenet128_0.25", "feature_size": 16, "epochs": 2, "steps": 3, "batch_size": 2,
-           "learning_rate": 1e-3, "image_min_side": 96, "image_max_side": 128, "mem_mb": 4000, "runtime": 30},
-)
+# The tiny end-to-end run of the whole-workflow test, with the training job's cluster resources.
+TINY_CONFIG = {**TINY_WORKFLOW, "train": {**TINY_WORKFLOW["train"], "mem_mb": 4000, "runtime": 30}}
 # The profile as users run it, but job states are checked 1 s (not 40 s) after a
 # submission or a finished job: the test's jobs take seconds.
 SLURM_RUN = ("--workflow-profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "1",

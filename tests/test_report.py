@@ -13,7 +13,7 @@ import pytest
 from dataset_fixtures import annotate, make_frames
 from predict_fixtures import BACKBONE, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
 from training_fixtures import CLASSES, make_voc
-from video_fixtures import TINY_DEMO, write_video
+from video_fixtures import TINY_WORKFLOW, write_video
 
 from detflow import evaluate, predict, report
 from detflow.best_snapshot import select_best_snapshot
@@ -192,16 +192,11 @@ def test_summary_has_the_headline_numbers_and_prints_the_test_map(outputs, train
     assert report.headline([]) == "Test mAP: not evaluated (add test to predict.splits)"
 
 
-TINY_TRAIN = dict(backbone="mobilenet128_0.25", feature_size=16, epochs=2, steps=3, batch_size=2, learning_rate=1e-3,
-                  image_min_side=96, image_max_side=128)
-
-
 @pytest.mark.slow
 def test_whole_tiny_run_through_snakemake_and_its_html_report(workflow_copy):
     """The demo from videos to summary.txt (a model of 2 epochs of 3 steps: it detects nothing, which the
     report must say), the HTML report, pre-labelling, and what a prediction setting reruns."""
-    workflow_copy.set_config(demo={**TINY_DEMO, "videos": 4}, labelling={"frames_per_video": 6},
-                             split={"seed": 24, "train": 0.5, "val": 0.25, "test": 0.25}, train=TINY_TRAIN)
+    workflow_copy.set_config(**TINY_WORKFLOW)
     run = workflow_copy.snakemake()
     root = workflow_copy.root
     assert re.search(r"Test mAP@0\.5: (\d\.\d{4}|undefined .*) on \d+ test images", run.stdout)

@@ -13,6 +13,15 @@ FRAME_SIZE = (160, 120)  # width, height
 FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 # The demo of the Snakemake tests: three tiny videos.
 TINY_DEMO = {"seed": 5, "videos": 3, "seconds": 2, "fps": 10, "width": 160, "height": 120}
+# The tiny end-to-end run (the whole-workflow and cluster tests): 4 demo videos of 2 s split
+# 2/1/1 by seed 24, 6 frames labelled per video, 2 epochs of 3 steps of a small MobileNet.
+TINY_WORKFLOW = dict(
+    demo={**TINY_DEMO, "videos": 4},
+    labelling={"frames_per_video": 6},
+    split={"seed": 24, "train": 0.5, "val": 0.25, "test": 0.25},
+    train={"backbone": "mobilenet128_0.25", "feature_size": 16, "epochs": 2, "steps": 3, "batch_size": 2,
+           "learning_rate": 1e-3, "image_min_side": 96, "image_max_side": 128},
+)
 
 
 def pattern_frame(index, size=FRAME_SIZE):
