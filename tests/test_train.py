@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -164,6 +165,17 @@ def test_progress_ranks_like_the_selection_stage(tmp_path):
     assert progress.kept_snapshots() == {2: "resnet50_pascal_02.h5", 5: "resnet50_pascal_05.h5"}
     assert sorted(path.name for path in pruned) == ["resnet50_pascal_01.h5", "resnet50_pascal_03.h5",
                                                      "resnet50_pascal_04.h5"]
+
+
+def test_the_same_seed_trains_the_same_model(trained, voc, tmp_path):
+    """Batch order, augmentation and initial weights all follow train.seed, whatever state Python's
+    random module is in (keras-retinanet's generator shuffles with it as it is built)."""
+    random.seed(os.urandom(16))
+    run_training(voc, tmp_path / "again", epochs=2)
+    again = metrics_rows(tmp_path / "again")
+    first = metrics_rows(trained[0])[:2]
+    for name in ("loss", "regression_loss", "classification_loss", "mAP"):
+        assert [row[name] for row in again] == [row[name] for row in first], name
 
 
 def test_more_epochs_continue_from_the_last_snapshot_with_its_optimizer_state(trained, voc, tmp_path):

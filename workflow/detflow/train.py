@@ -531,6 +531,8 @@ def train(voc_dir, metrics_csv, training_json, snapshot_dir, tensorboard_dir, se
     class_names = list(class_map)
     if settings.weights not in ("none", "imagenet") and not Path(settings.weights).is_file():
         raise InputError(settings.weights, "train.weights names no file (use none, imagenet or a .h5 path)")
+    # keras-retinanet's generator shuffles its batches with Python's random as it is built.
+    keras.utils.set_random_seed(settings.seed)
     train_generator, validation_generator = training_generators(voc_dir, class_map, settings, 0)
     boxes = check_dataset(voc_dir, train_generator, validation_generator)
     fingerprint_ = fingerprint(voc_dir, class_map, settings, (train_generator, validation_generator))
