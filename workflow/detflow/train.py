@@ -507,6 +507,8 @@ def start_or_resume(voc_dir, class_map, settings, snapshot_dir, tensorboard_dir,
     else:
         initial_epoch, resumed = 0, None
         log.info("starting from scratch: %s", fresh_reason)
+        # Seeded again: unseeded Keras initialisers draw from Python's random, which building the
+        # generators advanced by an amount that depends on the dataset's size.
         keras.utils.set_random_seed(settings.seed)
         model = new_model(settings, len(class_map))
     # Every check passed: only now may an earlier run's snapshots and logs go.
