@@ -29,7 +29,6 @@ import numpy as np
 from detflow import predict
 from detflow import retinanet_compat as compat
 from detflow.cli import InputError, run
-from detflow.train import read_classes
 
 from keras_retinanet.preprocessing.pascal_voc import PascalVocGenerator  # noqa: E402  (after the compat module)
 from keras_retinanet.utils import eval as retinanet_eval  # noqa: E402
@@ -204,9 +203,7 @@ def main(argv=None):
     parser.add_argument("--max-detections", type=int, default=100, help="most detections per image evaluated")
     predict.add_model_options(parser)
     args = parser.parse_args(argv)
-    classes = read_classes(args.classes)
-    compat.setup_device(args.threads)
-    model = predict.load_inference_model(args.model, args.backbone, args.feature_size, len(classes))
+    classes, model = predict.model_from_options(args)
     metrics, curves = evaluate_split(
         model, args.voc_dir, args.split, classes, backbone_name=args.backbone, image_min_side=args.image_min_side,
         image_max_side=args.image_max_side, iou_threshold=args.iou_threshold, score_threshold=args.score_threshold,

@@ -172,9 +172,17 @@ class Detector:
         return results
 
 
-def detector_from_options(args, classes):
-    """Load and check the model named on the command line and wrap it in a Detector."""
-    model = load_inference_model(args.model, args.backbone, args.feature_size, len(classes))
+def model_from_options(args):
+    """The classes and the checked model that add_model_options's options name, with the device set up
+    first (TensorFlow's threads and GPU memory growth must be set before the model exists)."""
+    classes = read_classes(args.classes)
+    compat.setup_device(args.threads)
+    return classes, load_inference_model(args.model, args.backbone, args.feature_size, len(classes))
+
+
+def detector_from_options(args):
+    """The model that add_model_options's options name, wrapped in a Detector."""
+    classes, model = model_from_options(args)
     return Detector(model, args.backbone, classes, image_min_side=args.image_min_side,
                     image_max_side=args.image_max_side, score_threshold=args.score_threshold)
 
@@ -571,9 +579,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.batch_size < 1 or getattr(args, "video_stride", 1) < 1:
         parser.error("--batch-size and --video-stride must be at least 1")
-    classes = read_classes(args.classes)
-    compat.setup_device(args.threads)
-    detector = detector_from_options(args, classes)
+    detector = detector_from_options(args)
     if args.command == "images":
         predict_split(detector, args.voc_dir, args.split, args.out_dir, args.csv, args.json, batch_size=args.batch_size)
     else:

@@ -26,11 +26,9 @@ from collections import Counter
 from pathlib import Path
 
 from detflow import predict
-from detflow import retinanet_compat as compat
 from detflow.cli import InputError, run
 from detflow.labelling import labelimg_command, read_selection
 from detflow.pascal_voc import write_annotation
-from detflow.train import read_classes
 from detflow.videos import video_id as safe_id
 
 log = logging.getLogger(__name__)
@@ -160,9 +158,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
     predict.add_model_options(parser)
     args = parser.parse_args(argv)
-    classes = read_classes(args.classes)
-    compat.setup_device(args.threads)
-    detector = predict.detector_from_options(args, classes)
+    detector = predict.detector_from_options(args)
     counts = prelabel(detector, args.selections, args.frame_dirs, args.annotations_dir, args.drafts_dir,
                       args.manifest, labelling_images_dir=args.labelling_images, batch_size=args.batch_size)
     print(instructions(counts, args.drafts_dir, args.annotations_dir, args.labelling_images, args.classes_file,
