@@ -4,8 +4,6 @@ stages' real outputs; it says so when nothing was detected. And one tiny real
 run of the whole workflow through Snakemake, with `snakemake --report`."""
 import json
 import re
-import subprocess
-import sys
 
 import cv2
 import numpy as np

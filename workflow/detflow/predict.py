@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from detflow import retinanet_compat as compat
-from detflow.cli import InputError, parse_bool, run
+from detflow.cli import InputError, run
 from detflow.frames import declared_frame_count, ended_early, open_video, single_video
 from detflow.train import read_classes
 from detflow.videos import video_id
