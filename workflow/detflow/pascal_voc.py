@@ -1,4 +1,5 @@
-"""Pascal VOC annotation files as labelImg writes them: writing, and safe reading.
+"""Pascal VOC annotation files: writing them as labelImg does, and reading safely
+what labelImg and other tools (AnyLabeling, CVAT, Label Studio) write.
 
 Writing follows labelImg's ``PascalVocWriter``: the same elements in the same
 order, tab indentation, UTF-8 without an XML declaration, integer coordinates.
@@ -13,10 +14,19 @@ document with a DOCTYPE (the only place entities can be declared: external
 entities, "billion laughs") is refused with a reason, never expanded. Instead
 of raising at the first oddity, :func:`read_annotation` returns what it could
 read plus a list of :class:`Problem` (file level or per object), so that a
-validator can report every problem of every file in one go.
+validator can report every problem of every file in one go. The bytes may
+come from a file (:func:`read_annotation`) or from anywhere else, such as a
+zip member (:func:`read_annotation_bytes`).
+
+Other tools' extra elements (``<occluded>``, ``<attributes>``, ``<part>``,
+``<owner>``...) are ignored: only ``<filename>``, ``<size>`` and each
+``<object>``'s own ``<name>``, ``<bndbox>``, ``<truncated>`` and ``<difficult>``
+are read. Class names are NFC-normalised, so that a name typed with a
+combining accent (``la\u0302cher``) is the same class as ``lâcher``.
 """
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,13 +80,15 @@ class VocObject:
 class Annotation:
     """What could be read from one annotation file, and what is wrong with it."""
 
-    path: Path
+    path: Path | str
     filename: str | None = None
     width: int | None = None
     height: int | None = None
     depth: int | None = None
     objects: list = field(default_factory=list)
     problems: list = field(default_factory=list)
+    coordinates: int = 0  # coordinates read as numbers, integer or not
+    rounded: list = field(default_factory=list)  # (object index, tag, text, rounded value) of each decimal coordinate
 
     @property
     def errors(self):
@@ -137,7 +149,8 @@ def _read_size(root, problems):
     return tuple(values)
 
 
-def _read_coordinate(bndbox, tag, index, problems):
+def _read_coordinate(bndbox, tag, index, annotation):
+    problems = annotation.problems
     text = _text(bndbox, tag)
     if text is None or text == "":
         problems.append(Problem("coordinate_invalid", f"<bndbox><{tag}> is missing", ERROR, index))
@@ -152,6 +165,7 @@ def _read_coordinate(bndbox, tag, index, problems):
         problems.append(Problem("coordinate_invalid", f"<{tag}> is {text!r}, not a number", ERROR, index))
         return None
     rounded = round(value)
+    annotation.rounded.append((index, tag, text, rounded))
     problems.append(Problem(
         "coordinate_not_integer",
         f"<{tag}> is {text!r}, not an integer (labelImg writes integers); rounded to {rounded}",
@@ -171,8 +185,10 @@ def _read_flag(element, tag, index, problems):
     return 0
 
 
-def _read_object(element, index, problems):
+def _read_object(element, index, annotation):
+    problems = annotation.problems
     name = _text(element, "name")
+    name = unicodedata.normalize("NFC", name) if name else name
     if not name:
         problems.append(Problem("name_missing", "<name> (the class) is missing or empty", ERROR, index))
         name = None
@@ -181,7 +197,8 @@ def _read_object(element, index, problems):
     if bndbox is None:
         problems.append(Problem("coordinate_invalid", "<bndbox> is missing", ERROR, index))
     else:
-        coordinates = [_read_coordinate(bndbox, tag, index, problems) for tag in COORDINATES]
+        coordinates = [_read_coordinate(bndbox, tag, index, annotation) for tag in COORDINATES]
+        annotation.coordinates += sum(value is not None for value in coordinates)
         if None not in coordinates:
             box = tuple(coordinates)
     truncated = _read_flag(element, "truncated", index, problems)
@@ -190,20 +207,24 @@ def _read_object(element, index, problems):
 
 
 def read_annotation(path, *, max_bytes=MAX_ANNOTATION_BYTES):
-    """Read one labelImg/Pascal VOC file into an :class:`Annotation`, collecting its problems.
-
-    ``<path>`` and ``<folder>`` are not read: labelImg writes the labeller's
-    absolute path, which means nothing on another machine.
-    """
+    """Read one Pascal VOC file into an :class:`Annotation`, collecting its problems."""
     path = Path(path)
-    annotation = Annotation(path)
-    problems = annotation.problems
     try:
         with open(path, "rb") as stream:
             data = stream.read(max_bytes + 1)
     except OSError as error:
-        problems.append(Problem("unreadable", f"cannot be read: {error.strerror or error}"))
-        return annotation
+        return Annotation(path, problems=[Problem("unreadable", f"cannot be read: {error.strerror or error}")])
+    return read_annotation_bytes(data, path, max_bytes=max_bytes)
+
+
+def read_annotation_bytes(data, where, *, max_bytes=MAX_ANNOTATION_BYTES):
+    """Read the bytes of one Pascal VOC file (``where``: the file they came from, for reports).
+
+    ``<path>`` and ``<folder>`` are not read: labelImg and AnyLabeling write
+    the labeller's absolute path, which means nothing on another machine.
+    """
+    annotation = Annotation(where)
+    problems = annotation.problems
     if len(data) > max_bytes:
         problems.append(Problem("too_large", f"is larger than the {max_bytes // 1024} KiB allowed for an annotation file"))
         return annotation
@@ -216,8 +237,30 @@ def read_annotation(path, *, max_bytes=MAX_ANNOTATION_BYTES):
         return annotation
     annotation.filename = _text(root, "filename") or None
     annotation.width, annotation.height, annotation.depth = _read_size(root, problems)
-    annotation.objects = [_read_object(element, index, problems) for index, element in enumerate(root.iterfind("object"), 1)]
+    annotation.objects = [_read_object(element, index, annotation)
+                          for index, element in enumerate(root.iterfind("object"), 1)]
     return annotation
+
+
+def condensed_problems(annotation):
+    """The annotation's problems, with one file-level warning instead of one per coordinate when
+    every coordinate is a decimal number.
+
+    CVAT writes every coordinate so (``12.34``, ``40.0``): a warning for each
+    would put four lines per box into the report and bury the problems that
+    need a person. A file where only some coordinates are decimals keeps a
+    warning per coordinate: someone edited those boxes by hand.
+    """
+    rounded = annotation.rounded
+    if len(rounded) < 2 or len(rounded) != annotation.coordinates:
+        return list(annotation.problems)
+    index, tag, text, value = rounded[0]
+    note = Problem("coordinate_not_integer",
+                   f"all {len(rounded)} box coordinates are decimal numbers (as CVAT writes them; labelImg writes "
+                   f"integers); each was rounded to the nearest integer (object {index}: <{tag}> {text!r} to {value})",
+                   WARNING)
+    kept = [problem for problem in annotation.problems if problem.code != "coordinate_not_integer"]
+    return [note, *kept]
 
 
 def _sub(parent, tag, text=None):
