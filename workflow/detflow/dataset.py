@@ -1,27 +1,36 @@
-"""Annotation intake: labelImg XML files and their images become a validated
+"""Annotation intake: Pascal VOC XML files and their images become a validated
 Pascal VOC tree (``JPEGImages/``, ``Annotations/``, ``classes.json``,
 ``images.csv``, ``validation.json``, ``validation.txt``).
+
+The annotations are labelImg's folder, or another tool's Pascal VOC export
+(AnyLabeling, CVAT, Label Studio), as a folder or as the export's ``.zip``,
+read in place: :mod:`detflow.annotation_sources` says which files count and
+which are ignored (hidden files, macOS's ``._x.xml``), and how file names map
+to image ids (Label Studio's upload prefix included).
 
 Rules, so that what keras-retinanet reads is exactly what the person drew:
 
 - An annotation belongs to the image with the same name: ``x.xml`` <-> ``x.jpg``
   (labelImg names its files this way). ``<filename>`` only draws a warning when
-  it disagrees, and labelImg's absolute ``<path>`` is never read. Names become
-  image ids with the same safe-name rule as video ids (keras-retinanet splits
-  its list files on whitespace).
+  it disagrees, and the absolute ``<path>`` that labelImg and AnyLabeling write
+  is never read. Names become image ids with the same safe-name rule as video
+  ids (keras-retinanet splits its list files on whitespace).
 - Every problem is reported with its file and, where it concerns one box, the
   box's index (``<object>`` elements counted from 1). Errors make a file
   unusable: ``dataset.on_error`` either stops at the first such file or skips
-  it with a warning. Warnings are fixed and noted: ``210.0`` rounded to 210,
-  a missing ``<truncated>``/``<difficult>`` filled with 0, a box partly outside
-  the image clipped (unless ``dataset.boxes_outside`` is ``reject``).
+  it with a warning. Warnings are fixed and noted: ``210.0`` rounded to 210
+  (one note for a file whose every coordinate is a decimal, as CVAT writes
+  them), a missing ``<truncated>``/``<difficult>`` filled with 0, a box partly
+  outside the image clipped (unless ``dataset.boxes_outside`` is ``reject``).
 - Boxes use VOC's 1-based pixel coordinates: inside means
   ``1 <= xmin < xmax <= width`` (and the same for y).
 - A file with no boxes is a valid negative. A frame chosen for labelling with
   no annotation yet is listed, with the labelImg command that opens it; it is
   not an error (the person may still be labelling).
 - Class ids follow the configured class order, or, with ``classes_from
-  annotations``, the sorted names of every class in the usable files.
+  annotations``, the sorted names of every class in the usable files. Class
+  names are compared after Unicode NFC normalisation, in the files and in the
+  configuration alike.
 
 The inputs are only read: images are hard-linked into ``JPEGImages`` (copied
 where linking is impossible) and annotations are written anew, normalised.
@@ -32,14 +41,19 @@ import json
 import logging
 import os
 import shutil
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
 from PIL import Image
 
+from detflow.annotation_sources import image_id as annotation_image_id
+from detflow.annotation_sources import is_zip_source, list_annotations, read_annotations
 from detflow.cli import InputError, run
 from detflow.labelling import read_selection
-from detflow.pascal_voc import ERROR, WARNING, Problem, read_annotation, write_annotation
+from detflow.pascal_voc import (
+    ERROR, WARNING, Annotation, Problem, condensed_problems, read_annotation_bytes, write_annotation,
+)
 from detflow.videos import video_id as safe_id
 
 log = logging.getLogger(__name__)
@@ -50,13 +64,9 @@ ANNOTATIONS_DIR = "Annotations"
 BOX_POLICY = {"clip": "clipped", "reject": "rejected"}
 
 
-def list_annotation_files(directory):
-    """The ``*.xml`` files of ``directory`` (any case of the suffix), sorted by name."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise InputError(directory, "annotations folder not found (set annotations.dir in config.yaml)")
-    with os.scandir(directory) as entries:
-        return sorted(Path(entry.path) for entry in entries if entry.name.lower().endswith(".xml") and entry.is_file())
+def list_annotation_files(source):
+    """The annotation files of a folder or zip export (see :func:`detflow.annotation_sources.list_annotations`)."""
+    return list_annotations(source).files
 
 
 def index_images(image_dirs):
@@ -100,19 +110,19 @@ def check_box(box, width, height, boxes_outside, index):
     return inside, [Problem("box_outside", f"{where}; clipped to {inside}", WARNING, index)]
 
 
-def check_annotation(path, image_id, image_files, classes, boxes_outside, same_id=()):
-    """Read and check one annotation against its image; ``same_id``: names of all annotation
-    files with this image id, when there are several.
+def check_annotation(annotation, name, image_id, image_files, classes, boxes_outside, same_id=(), image_ids=None):
+    """Check one annotation file (``name``: its path inside its source) against its image;
+    ``same_id``: those paths of all annotation files with this image id, when there are several;
+    ``image_ids``: the ids of all images, to match names as :func:`annotation_image_id` does.
 
     Returns (objects, with boxes clipped where allowed; image properties;
     problems). The objects are only usable when no problem is an error.
     """
-    annotation = read_annotation(path)
-    problems = list(annotation.problems)
+    problems = condensed_problems(annotation)
     if same_id:
-        others = ", ".join(name for name in same_id if name != Path(path).name)
+        others = ", ".join(other for other in same_id if other != name)
         problems.append(Problem("duplicate_image_id", f"image id {image_id!r} is also the id of {others}"))
-    if annotation.filename and safe_id(annotation.filename) != image_id:
+    if annotation.filename and annotation_image_id(annotation.filename, image_ids) != image_id:
         problems.append(Problem(
             "filename_mismatch",
             f"<filename> says {annotation.filename!r}; the image is matched by the annotation's own name ({image_id})",
@@ -192,8 +202,14 @@ def missing_annotations(selections, labelled_ids, annotations_dir, labelimg_comm
         for _, file in read_selection(selection):
             image_id = safe_id(file)
             if image_id not in labelled_ids:
-                expected = Path(annotations_dir) / f"{image_id}.xml"
-                fix = labelimg_command or f"labelImg, saving Pascal VOC files into {annotations_dir}"
+                if is_zip_source(annotations_dir):
+                    expected = Path(annotations_dir)
+                    fix = (f"label it in the tool that made {expected.name}, export again and replace the zip "
+                           "(Label Studio's Pascal VOC export leaves out images without boxes: such frames "
+                           "cannot be kept as negatives)")
+                else:
+                    expected = Path(annotations_dir) / f"{image_id}.xml"
+                    fix = labelimg_command or f"labelImg, saving Pascal VOC files into {annotations_dir}"
                 message = f"frame {file} was chosen for labelling ({selection.name}) but has no annotation yet"
                 records.append(_problem_record(expected, Problem("annotation_missing", message, WARNING), fix))
     return records
@@ -215,12 +231,26 @@ def _write_example(image_id, source, properties, objects, images_out, annotation
                      depth=depth, objects=[item.as_dict() for item in objects], folder=IMAGES_DIR)
 
 
-def _duplicate_ids(xml_files):
-    """{image id: file names} for the ids that more than one annotation file maps to."""
+def _duplicate_ids(ids):
+    """{image id: annotation file paths} for the ids that more than one annotation file maps to."""
     names = {}
-    for path in xml_files:
-        names.setdefault(safe_id(path), []).append(path.name)
+    for file, image_id in ids.items():
+        names.setdefault(image_id, []).append(file.member)
     return {image_id: found for image_id, found in names.items() if len(found) > 1}
+
+
+def _read(file, data, problem):
+    """The Annotation of one file's bytes, or one holding the problem that kept them from being read."""
+    if problem is not None:
+        return Annotation(file.where, problems=[problem])
+    return read_annotation_bytes(data, file.where)
+
+
+def _ignored_note(ignored):
+    """One note for every entry of the source that was left out (validation.json lists each)."""
+    shown = ", ".join(Path(where).name or where for where, _ in ignored[:5]) + (", ..." if len(ignored) > 5 else "")
+    return (f"{len(ignored)} entries of the annotations were ignored ({shown}): hidden files (names starting with '.', "
+            "such as macOS's ._x.xml and .DS_Store) and unsafe or macOS-only zip members are not annotations")
 
 
 def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_from="config", on_error="skip",
@@ -234,17 +264,20 @@ def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_f
     Memory holds the file lists and the problems found, nothing per used
     file: the image table is streamed to disk.
     """
+    classes = [unicodedata.normalize("NFC", name) for name in classes]
     if classes_from == "config" and len(set(classes)) != len(classes):
         twice = next(name for name, count in Counter(classes).items() if count > 1)
         raise InputError("classes", f"{twice!r} is listed more than once; list each class once, in label-id order")
     output_dir = Path(output_dir)
-    xml_files = list_annotation_files(annotations_dir)
-    if not xml_files:
-        hint = f" Label the chosen frames with: {labelimg_command}" if labelimg_command else ""
-        raise InputError(annotations_dir, f"no annotation files (*.xml) in this folder.{hint}")
+    listing = list_annotations(annotations_dir)
+    if not listing.files:
+        hint = f" Label the chosen frames with: {labelimg_command}" if labelimg_command and not listing.is_zip else ""
+        place = "zip (looked for XML files under Annotations/, or anywhere)" if listing.is_zip else "folder"
+        raise InputError(annotations_dir, f"no annotation files (*.xml) in this {place}.{hint}")
     images = index_images(image_dirs)
     images_out, annotations_out = _prepare_output(output_dir, [annotations_dir, *image_dirs])
-    duplicates = _duplicate_ids(xml_files)
+    ids = {file: annotation_image_id(file.name, images) for file in listing.files}
+    duplicates = _duplicate_ids(ids)
     accepted = None if classes_from == "annotations" else list(classes)
     records, boxes = [], Counter()
     table = output_dir / "images.partial.csv"
@@ -252,15 +285,16 @@ def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_f
     try:
         with open(table, "w", newline="") as stream:
             rows = csv.writer(stream)
-            for path in xml_files:
-                image_id = safe_id(path)
+            for file, data, problem in read_annotations(listing):
+                image_id = ids[file]
                 objects, properties, problems = check_annotation(
-                    path, image_id, images.get(image_id, []), accepted, boxes_outside, duplicates.get(image_id, ()))
-                file_records = [_problem_record(path, problem) for problem in problems]
+                    _read(file, data, problem), file.member, image_id, images.get(image_id, []), accepted,
+                    boxes_outside, duplicates.get(image_id, ()), images)
+                file_records = [_problem_record(file.where, problem) for problem in problems]
                 records.extend(file_records)
                 errors = [record for record in file_records if record["severity"] == ERROR]
                 if errors:
-                    _refuse(path, errors, on_error)
+                    _refuse(file.where, errors, on_error)
                     continue
                 source = images[image_id][0]
                 _write_example(image_id, source, properties, objects, images_out, annotations_out)
@@ -268,35 +302,37 @@ def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_f
                 boxes.update(counts)
                 used += 1
                 negatives += not counts
-                rows.writerow([image_id, source.parent.name, *properties[:2], json.dumps(counts), source, path])
+                rows.writerow([image_id, source.parent.name, *properties[:2], json.dumps(counts), source, file.where])
     except InputError:
         table.unlink()
         raise
-    records.extend(missing_annotations(selections, {safe_id(path) for path in xml_files}, annotations_dir,
-                                       labelimg_command))
+    records.extend(missing_annotations(selections, set(ids.values()), annotations_dir, labelimg_command))
     names = sorted(boxes) if classes_from == "annotations" else list(classes)
     class_ids = {name: label for label, name in enumerate(names)}
     notes = [f"class {name!r} has no boxes in any usable annotation" for name in class_ids if not boxes[name]]
     if used and not boxes:
         notes.append("no usable annotation has any box: nothing to train on")
+    if listing.ignored:
+        notes.append(_ignored_note(listing.ignored))
     summary = {
         "annotations_dir": str(annotations_dir),
         "image_dirs": [str(directory) for directory in image_dirs],
         "settings": {"on_error": on_error, "boxes_outside": boxes_outside, "classes_from": classes_from},
         "classes": class_ids,
-        "annotation_files": len(xml_files),
+        "annotation_files": len(listing.files),
         "used": used,
-        "skipped": len(xml_files) - used,
+        "skipped": len(listing.files) - used,
         "negatives": negatives,
         "boxes": {name: boxes[name] for name in class_ids},
         "not_yet_labelled": sum(1 for record in records if record["code"] == "annotation_missing"),
         "notes": notes,
+        "ignored": [{"file": where, "reason": reason} for where, reason in listing.ignored],
         "problems": records,
     }
     _write_outputs(output_dir, table, class_ids, summary)
     if not used:
         first = next(record for record in records if record["severity"] == ERROR)
-        raise InputError(annotations_dir, f"none of the {len(xml_files)} annotation files is usable, e.g. "
+        raise InputError(annotations_dir, f"none of the {len(listing.files)} annotation files is usable, e.g. "
                                           f"{first['file']}: {_describe(first)} (all problems: {output_dir / 'validation.txt'})")
     return summary
 
@@ -346,7 +382,7 @@ def readable_report(summary):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("annotations", help="folder of labelImg Pascal VOC XML files (only read)")
+    parser.add_argument("annotations", help="folder of Pascal VOC XML files, or a tool's .zip export (only read)")
     parser.add_argument("output", help="folder of the VOC tree to write (e.g. results/voc)")
     parser.add_argument("--images", nargs="+", required=True, help="folders of JPEG images; a folder's name is its images' group")
     parser.add_argument("--selections", nargs="*", default=[], help="CSV files of frames chosen for labelling (column file)")
