@@ -307,7 +307,7 @@ def test_rerun_only_what_changed(workflow_copy, tmp_path):
     report = json.loads((workflow_copy.root / "results/voc/validation.json").read_text())
     assert report["used"] == 5 and report["not_yet_labelled"] == 1
     command = (workflow_copy.root / "results/labelling/labelimg.txt").read_text().strip()
-    assert command.startswith("labelImg ") and [r["fix"] for r in report["problems"]] == [command]
+    assert command.startswith("python -m detflow.label ") and [r["fix"] for r in report["problems"]] == [command]
     assert workflow_copy.dry_run_jobs("results/voc/splits.json") == {}
 
     edited = annotations / f"{selected[0]}.xml"

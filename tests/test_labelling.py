@@ -112,7 +112,8 @@ def test_labelling_folder_gathers_frames_classes_and_the_command(tmp_path, capsy
         video = name.rsplit("_", 1)[0]
         assert (images / name).read_bytes() == (root / "frames" / video / name).read_bytes()
     assert classes.read_text() == "grab\ndrop\n"
-    assert shlex.split(command) == ["labelImg", str(images.resolve()), str(classes.resolve()), str(save_dir.resolve())]
+    assert shlex.split(command) == ["python", "-m", "detflow.label", "--images", str(images.resolve()),
+                                    "--classes", str(classes.resolve()), "--save-dir", str(save_dir.resolve())]
     assert command_file.read_text() == command + "\n"
     assert capsys.readouterr().out == command + "\n"
     assert file_hashes(root / "frames") == before

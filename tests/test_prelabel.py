@@ -129,13 +129,14 @@ def test_nothing_detected_means_no_draft(data, tmp_path):
     assert "7 with no detection scoring 1 or more" in text and "labelImg" not in text
 
 
-def test_instructions_open_the_drafts_in_labelimg_and_copy_without_replacing(tmp_path):
+def test_instructions_open_the_drafts_in_labelimg_and_accept_without_replacing(tmp_path):
     text = prelabel.instructions({"drafted": 3, "labelled": 2}, tmp_path / "drafts", tmp_path / "my labels",
                                  tmp_path / "images", tmp_path / "classes.txt", 0.5)
     assert text.startswith("Drafts: 3 new in ")
-    assert f"labelImg {tmp_path.resolve() / 'images'} {tmp_path.resolve() / 'classes.txt'} " \
-           f"{tmp_path.resolve() / 'drafts'}" in text
-    assert f"cp -n {tmp_path.resolve() / 'drafts'}/*.xml '{tmp_path.resolve() / 'my labels'}'/" in text
+    assert f"python -m detflow.label --drafts --images {tmp_path.resolve() / 'images'} " \
+           f"--classes {tmp_path.resolve() / 'classes.txt'} --drafts-dir {tmp_path.resolve() / 'drafts'}" in text
+    assert f"python -m detflow.label accept --drafts-dir {tmp_path.resolve() / 'drafts'} " \
+           f"--save-dir '{tmp_path.resolve() / 'my labels'}' --images {tmp_path.resolve() / 'images'}" in text
 
 
 @pytest.mark.parametrize("drafts", ["labels", "labels/drafts"])

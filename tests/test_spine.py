@@ -110,8 +110,8 @@ def test_demo_runs_to_the_labelling_folder(demo, demo_run):
     assert len(images) == 3 * FRAMES_PER_VIDEO and labels == images
     assert (root / "results/labelling/classes.txt").read_text() == "grab\ndrop\n"
     command = (root / "results/labelling/labelimg.txt").read_text().strip()
-    assert command == (f"labelImg {root}/results/labelling/images {root}/results/labelling/classes.txt "
-                       f"{root}/results/demo/annotations")
+    assert command == (f"python -m detflow.label --images {root}/results/labelling/images "
+                       f"--classes {root}/results/labelling/classes.txt --save-dir {root}/results/demo/annotations")
     assert command in output  # printed for the person who runs `snakemake labelling`
     assert (root / "logs/labelling_folder.log").is_file() and (root / "logs/demo_labels.log").is_file()
 
@@ -179,8 +179,8 @@ def test_touching_one_video_reruns_only_its_stages(videos):
 
 def test_labelimg_command_saves_into_the_persons_folder(videos):
     command = (videos.root / "results/labelling/labelimg.txt").read_text().split()
-    assert command[0] == "labelImg"
-    assert Path(command[3]) == Path(videos.config["annotations"]["dir"]).resolve()
+    assert command[:3] == ["python", "-m", "detflow.label"] and command[-2] == "--save-dir"
+    assert Path(command[-1]) == Path(videos.config["annotations"]["dir"]).resolve()
 
 
 def test_bad_videos_fail_alone_with_the_file_and_reason(workflow_root):

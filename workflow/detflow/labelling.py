@@ -10,7 +10,8 @@ deterministic: same frames, same choice.
 
 Gathering (:func:`labelling_folder`): the chosen frames of all videos are
 copied into one folder, with ``classes.txt`` (labelImg's predefined classes,
-one per line) and the exact labelImg command, written to a file and printed.
+one per line) and the exact command that opens labelImg on them
+(``python -m detflow.label ...``), written to a file and printed.
 """
 import argparse
 import csv
@@ -97,9 +98,11 @@ def read_selection(path):
 
 
 def labelimg_command(images_dir, classes_file, save_dir):
-    """The shell command that opens labelImg on the images, with the classes and the annotation folder."""
-    paths = (Path(images_dir).resolve(), Path(classes_file).resolve(), Path(save_dir).resolve())
-    return "labelImg " + " ".join(shlex.quote(str(path)) for path in paths)
+    """The shell command that opens labelImg (through detflow.label, which adapts it to this Python)
+    on the images, with the classes and the annotation folder."""
+    options = (("--images", images_dir), ("--classes", classes_file), ("--save-dir", save_dir))
+    return "python -m detflow.label " + " ".join(f"{flag} {shlex.quote(str(Path(path).resolve()))}"
+                                                 for flag, path in options)
 
 
 def labelling_folder(selections, frame_dirs, images_dir, classes_file, command_file, *, classes, save_dir):

@@ -26,8 +26,9 @@ from collections import Counter
 from pathlib import Path
 
 from detflow import predict
+from detflow.annotation_sources import labelled_image_ids
 from detflow.cli import InputError, run
-from detflow.labelling import labelimg_command, read_selection
+from detflow.labelling import read_selection
 from detflow.pascal_voc import write_annotation
 from detflow.videos import video_id as safe_id
 
@@ -35,14 +36,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("image", "video", "file", "status", "boxes", "draft")
 DRAFTED, EXISTS, LABELLED, NOTHING, UNREADABLE = "drafted", "draft exists", "labelled", "no detections", "unreadable"
-
-
-def labelled_ids(annotations_dir):
-    """Ids of the images the person has labelled (their ``*.xml`` files, any case of the suffix)."""
-    directory = Path(annotations_dir)
-    if not directory.is_dir():
-        return set()
-    return {safe_id(path.name) for path in directory.iterdir() if path.name.lower().endswith(".xml") and path.is_file()}
 
 
 def chosen_frames(selections, frame_dirs):
@@ -98,7 +91,7 @@ def prelabel(detector, selections, frame_dirs, annotations_dir, drafts_dir, mani
     _check_separate(drafts_dir, annotations_dir)
     drafts_dir = Path(drafts_dir)
     drafts_dir.mkdir(parents=True, exist_ok=True)
-    labelled = labelled_ids(annotations_dir)
+    labelled = labelled_image_ids(annotations_dir)
     rows, to_predict = {}, []
     for image_id, video, path in chosen_frames(selections, frame_dirs):
         draft = drafts_dir / f"{image_id}.xml"
@@ -135,11 +128,17 @@ def instructions(counts, drafts_dir, annotations_dir, labelling_images_dir, clas
              f"{counts.get(LABELLED, 0)} frames labelled already, {counts.get(NOTHING, 0)} with no detection "
              f"scoring {score_threshold:g} or more, {counts.get(UNREADABLE, 0)} unreadable)."]
     if counts.get(DRAFTED, 0) or counts.get(EXISTS, 0):
+        paths = {name: shlex.quote(str(Path(path).resolve())) for name, path in (
+            ("images", labelling_images_dir), ("classes", classes_file), ("drafts", drafts_dir),
+            ("annotations", annotations_dir))}
         lines += [
-            "Review and correct them in labelImg (it opens each frame with its draft; save there):",
-            "  " + labelimg_command(labelling_images_dir, classes_file, drafts_dir),
-            "Then copy them into your annotations folder (cp -n never replaces a file already there):",
-            f"  cp -n {shlex.quote(str(Path(drafts_dir).resolve()))}/*.xml {shlex.quote(str(Path(annotations_dir).resolve()))}/",
+            "Review and correct them in labelImg (it opens each frame with its draft); press space on each one",
+            "you have checked (Verify Image, which saves it):",
+            f"  python -m detflow.label --drafts --images {paths['images']} --classes {paths['classes']} "
+            f"--drafts-dir {paths['drafts']}",
+            "Then copy the reviewed drafts into your annotations folder (a file already there is never replaced):",
+            f"  python -m detflow.label accept --drafts-dir {paths['drafts']} --save-dir {paths['annotations']} "
+            f"--images {paths['images']}",
         ]
     return "\n".join(lines)
 
