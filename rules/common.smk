@@ -102,14 +102,25 @@ def all_selections():
 
 
 def annotations_dir():
+    """The demo's generated labels, or the person's annotations: a folder, or a tool's .zip export."""
     return "results/demo/annotations" if DEMO else config["annotations"]["dir"]
 
 
 def annotation_files(wildcards):
-    """The demo's generated labels, or every XML in the person's annotations folder."""
+    """The annotations as inputs, so that changing them reruns their jobs: the demo's generated
+    labels; a .zip export itself (replacing it reruns); or every annotation file of the person's
+    folder, as the dataset stage lists them (none when it is missing or unusable: the job says why)."""
+    from detflow.annotation_sources import list_annotations
+
     if DEMO:
         return "results/demo/annotations"
-    return sorted(str(path) for path in Path(annotations_dir()).glob("*") if path.suffix.lower() == ".xml")
+    source = Path(annotations_dir())
+    if source.is_file():
+        return [str(source)]
+    try:
+        return [file.where for file in list_annotations(source).files]
+    except InputError:
+        return []
 
 
 def training_options():

@@ -7,7 +7,7 @@ rule dataset:
         selections=all_selections(),
         annotations=annotation_files,
         labelimg="results/labelling/labelimg.txt",
-        code=stage_code("dataset", "pascal_voc", "videos", "labelling"),
+        code=stage_code("dataset", "annotation_sources", "pascal_voc", "videos", "labelling"),
     output:
         images=directory("results/voc/JPEGImages"),
         annotations=directory("results/voc/Annotations"),

@@ -1,18 +1,21 @@
 """Annotation intake and validation: every bad input of issue 3 (points 2 and 8)
 gets its reason, the plums data from someone else's machine goes through
-cleanly, and the inputs are never changed."""
+cleanly, and the inputs are never changed. Other tools' exports and zips:
+tests/test_annotation_sources.py."""
 import csv
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import pytest
 from dataset_fixtures import (
     FRAME_SIZE, annotate, extract_plums, labelled_videos, write_image, write_video,
 )
 from lxml import etree
+from video_fixtures import file_hashes
 
 from detflow.cli import InputError
 from detflow.dataset import build_dataset
@@ -326,3 +329,66 @@ def test_rerun_only_what_changed(workflow_copy, tmp_path):
     assert workflow_copy.dry_run_jobs("results/voc/splits.json") == {"dataset": 1, "splits": 1}
     assert all(not (annotations / name).exists() for name in ("JPEGImages", "Annotations"))
     assert sorted(p.suffix for p in annotations.iterdir()) == [".xml"] * 6  # the person's folder only holds their files
+
+
+def test_macos_appledouble_files_are_ignored_not_taken_for_duplicates(tmp_path):
+    """Issue 12: ``._good.xml`` (macOS's AppleDouble file, copied from a Mac's USB stick) once had the id
+    ``good`` too, and both files were dropped as duplicates."""
+    annotations, frames = write_zoo(tmp_path, ("good",))
+    (annotations / "._good.xml").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    (annotations / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    before = file_hashes(annotations)
+    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, on_error="stop")
+    assert file_hashes(annotations) == before
+    assert summary["problems"] == [] and summary["used"] == summary["annotation_files"] == 1
+    assert [item["file"] for item in summary["ignored"]] == [str(annotations / ".DS_Store"), str(annotations / "._good.xml")]
+    assert "macOS metadata (an AppleDouble file)" in summary["ignored"][1]["reason"]
+    text = (tmp_path / "voc" / "validation.txt").read_text()
+    assert "Note: 2 entries of the annotations were ignored (.DS_Store, ._good.xml)" in text
+
+
+def test_class_names_are_compared_after_nfc_normalisation(tmp_path):
+    decomposed, composed = "la\u0302cher", "l\u00e2cher"
+    annotations, frames = write_zoo(tmp_path, ("good",))
+    write_image(frames / "nfd.jpg", seed=3)
+    (annotations / "nfd.xml").write_text(voc("nfd.jpg", obj(decomposed)), encoding="utf-8")
+    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=["grab", "drop", composed], on_error="stop")
+    assert summary["problems"] == [] and summary["boxes"] == {"grab": 1, "drop": 1, composed: 1}
+    assert f"<name>{composed}</name>".encode() in (tmp_path / "voc" / "Annotations" / "nfd.xml").read_bytes()
+    again = build_dataset(annotations, [frames], tmp_path / "voc2", classes=["grab", "drop", decomposed])
+    assert again["classes"] == {"grab": 0, "drop": 1, composed: 2} and again["boxes"][composed] == 1
+    with pytest.raises(InputError, match="listed more than once"):
+        build_dataset(annotations, [frames], tmp_path / "voc3", classes=["grab", composed, decomposed])
+
+
+def test_a_zip_export_as_annotations_dir_reruns_when_replaced(workflow_copy, tmp_path):
+    """annotations.dir may be a tool's .zip export: the zip itself is the dataset's input (replacing it
+    reruns the dataset), it is read in place and nothing is written into it or beside it."""
+    videos, export = tmp_path / "videos", tmp_path / "export"
+    write_video(videos / "cam.avi", frames=8, seed=1)
+    export.mkdir()
+    source = export / "project-1-at-2026-12-01.zip"
+    workflow_copy.set_config(videos={"dir": str(videos)}, annotations={"dir": str(source)},
+                             frames={"every_nth": 2, "skip_duplicates": False}, labelling={"frames_per_video": 3})
+    workflow_copy.snakemake("labelling")
+    selected = sorted(row["file"][: -len(".jpg")] for row in
+                      csv.DictReader(open(workflow_copy.root / "results/labelling/selected/cam.csv")))
+    labels = tmp_path / "unpacked" / "Annotations"
+    for image_id in selected:
+        annotate(labels, image_id, ["grab"], size=(160, 120))
+
+    def export_zip():
+        with zipfile.ZipFile(source, "w") as archive:
+            for path in sorted(labels.iterdir()):
+                archive.write(path, f"Annotations/{path.name}")
+
+    export_zip()
+    before = file_hashes(export)
+    workflow_copy.snakemake("results/voc/validation.json")
+    report = json.loads((workflow_copy.root / "results/voc/validation.json").read_text())
+    assert report["used"] == 3 and report["annotations_dir"] == str(source)
+    assert file_hashes(export) == before  # the zip alone, unchanged
+    assert workflow_copy.dry_run_jobs("results/voc/validation.json") == {}
+    annotate(labels, selected[0], ["grab", "drop"], size=(160, 120))
+    export_zip()
+    assert workflow_copy.dry_run_jobs("results/voc/validation.json") == {"dataset": 1}
