@@ -165,12 +165,10 @@ def _is_label_text(name):
 
 
 def _unsafe(name):
-    """Why a zip member's name is not used, or None: absolute names, '..', macOS's folder, hidden names."""
+    """Why a zip member's name is not used, or None: absolute names, '..', hidden names."""
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or re.match(r"[A-Za-z]:", name) or ".." in path.parts:
         return "the member's name is absolute or leads out of the zip ('..'); ignored"
-    if MACOS_ZIP_FOLDER in path.parts:
-        return "macOS metadata folder of the zip (__MACOSX), ignored"
     if any(_hidden(part) for part in path.parts):
         return _hidden_reason(next(part for part in path.parts if _hidden(part)))
     return None
@@ -191,13 +189,12 @@ def _list_zip(source):
     candidates, macos = [], 0
     for info in members:
         reason = _unsafe(info.filename)
-        if reason is None:
-            if _is_xml(info.filename):
-                candidates.append(info.filename)
-        elif MACOS_ZIP_FOLDER in PurePosixPath(info.filename).parts:
+        if MACOS_ZIP_FOLDER in PurePosixPath(info.filename).parts:
             macos += 1
-        else:
+        elif reason is not None:
             listing.ignored.append((f"{source}/{info.filename}", reason))
+        elif _is_xml(info.filename):
+            candidates.append(info.filename)
     if macos:
         files = f"{macos} file" + ("s" if macos > 1 else "")
         listing.ignored.append((f"{source}/{MACOS_ZIP_FOLDER}/", f"macOS metadata folder of the zip ({files}), ignored"))
@@ -213,7 +210,8 @@ def _list_zip(source):
 def _zip_texts(source, members):
     with _open_zip(source) as archive:
         for info in members:
-            if _unsafe(info.filename) is None and _is_label_text(PurePosixPath(info.filename).name) \
+            name = PurePosixPath(info.filename)
+            if _unsafe(info.filename) is None and MACOS_ZIP_FOLDER not in name.parts and _is_label_text(name.name) \
                     and not info.flag_bits & 0x1:
                 try:
                     with archive.open(info) as stream:
@@ -311,6 +309,6 @@ def labelled_image_ids(source, image_ids=None):
     ids = set()
     for file in list_annotations(source).files:
         ids.add(image_id(file.name, image_ids))
-        if image_ids is None and _unprefixed(file.name) is not None:
-            ids.add(_unprefixed(file.name))
+        if image_ids is None and (unprefixed := _unprefixed(file.name)):
+            ids.add(unprefixed)
     return ids
