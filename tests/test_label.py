@@ -372,3 +372,12 @@ def test_demo_config_has_no_save_folder_and_says_so(project, display):
     (project / "config.yaml").write_text(yaml.safe_dump(config))
     line = one_error_line(run_label(project, env=display))
     assert line.startswith("error: config.yaml: annotations.dir: is null (the demo labels itself)")
+
+
+def test_a_zip_export_as_annotations_dir_is_not_a_save_folder(project, display):
+    config = yaml.safe_load((project / "config.yaml").read_text())
+    config["annotations"]["dir"] = str(project / "cvat_export.zip")
+    (project / "config.yaml").write_text(yaml.safe_dump(config))
+    line = one_error_line(run_label(project, env=display))
+    assert line == (f"error: config.yaml: annotations.dir: is a .zip export ({project / 'cvat_export.zip'}), which "
+                    "is only read; labelImg saves into a folder: give --save-dir")

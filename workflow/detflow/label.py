@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from detflow.annotation_sources import labelled_image_ids
+from detflow.annotation_sources import is_zip_source, labelled_image_ids
 from detflow.cli import InputError, run
 from detflow.config import validate_config
 from detflow.pascal_voc import read_annotation
@@ -66,6 +66,9 @@ def default_save_dir(config, config_path):
     if save_dir is None:
         raise InputError(f"{config_path}: annotations.dir", "is null (the demo labels itself): set it to your "
                                                              "annotations folder, or give --save-dir")
+    if is_zip_source(save_dir):
+        raise InputError(f"{config_path}: annotations.dir", f"is a .zip export ({save_dir}), which is only read; "
+                                                             "labelImg saves into a folder: give --save-dir")
     return Path(save_dir)
 
 
@@ -186,16 +189,6 @@ def label(images_dir, classes_file, save_dir, *, config=None, config_path="confi
     return open_labelimg(images_dir, classes_file, save_dir)
 
 
-def _verified(path):
-    from lxml import etree
-
-    try:
-        return etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True)).getroot().get(
-            "verified") == "yes"
-    except (OSError, etree.XMLSyntaxError):
-        return False
-
-
 def accept(drafts_dir, save_dir, images_dir):
     """Copy reviewed drafts into ``save_dir`` without replacing any file; return (copied, [(name, reason)] left)."""
     check_writable(save_dir)
@@ -212,7 +205,7 @@ def accept(drafts_dir, save_dir, images_dir):
             left.append((draft.name, f"its image is not in {images_dir}"))
         elif image_id in labelled:
             left.append((draft.name, f"{save_dir} already has a label for {image_id}; it is never replaced"))
-        elif not _verified(draft):
+        elif not annotation.verified:
             left.append((draft.name, f"not reviewed yet: {VERIFY_HINT}"))
         else:
             try:

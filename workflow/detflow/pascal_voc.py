@@ -89,6 +89,7 @@ class Annotation:
     problems: list = field(default_factory=list)
     coordinates: int = 0  # coordinates read as numbers, integer or not
     rounded: list = field(default_factory=list)  # (object index, tag, text, rounded value) of each decimal coordinate
+    verified: bool = False  # labelImg's "Verify Image" mark: a person has reviewed the file
 
     @property
     def errors(self):
@@ -236,6 +237,7 @@ def read_annotation_bytes(data, where, *, max_bytes=MAX_ANNOTATION_BYTES):
         problems.append(Problem("not_annotation", f"the root element is <{root.tag}>, not <annotation>"))
         return annotation
     annotation.filename = _text(root, "filename") or None
+    annotation.verified = root.get("verified") == "yes"
     annotation.width, annotation.height, annotation.depth = _read_size(root, problems)
     annotation.objects = [_read_object(element, index, annotation)
                           for index, element in enumerate(root.iterfind("object"), 1)]
