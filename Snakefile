@@ -25,6 +25,7 @@ include: "rules/predict.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 include: "rules/prelabel.smk"
+include: "rules/label_studio.smk"
 
 
 rule all:
