@@ -33,6 +33,10 @@ code, not written by hand; the frames they label are written by the tests):
   ``<filename>`` carry that prefix. The third task has no box: the converter
   writes no file for it. The tests zip it as Label Studio's exporter does
   (``shutil.make_archive`` of the converter's output, images included).
+- ``label_studio_voc/``: the "Pascal VOC XML" export of a real Label Studio
+  1.23.2 server (tests/test_label_studio.py's project): a frame it serves from
+  the project folder (``30bafa86__clip_000002.xml``: ``md5(url)[:8]`` and two
+  underscores) and an uploaded one (``uploaded/26c080f2-clip_000008.xml``).
 """
 import json
 import os
@@ -194,6 +198,8 @@ def test_hash_prefix_rule():
     assert image_id("1A2B3C4D-demo_00_000010.xml", images) == "1A2B3C4D-demo_00_000010"
     assert image_id("1a2b3c4-demo_00_000010.xml", images) == "1a2b3c4-demo_00_000010"
     assert image_id("1a2b3c4d_demo_00_000010.xml", images) == "1a2b3c4d_demo_00_000010"
+    # a file Label Studio serves from disk: part of its URL's MD5 and two underscores
+    assert image_id("30bafa86__demo_00_000010.xml", images) == "demo_00_000010"
     assert image_id("1a2b3c4d-demo_00_000010.xml") == "1a2b3c4d-demo_00_000010"  # no images known: the own id
     assert image_id("my frame (2).xml") == "my_frame_2"  # the safe-name rule of video ids
 
@@ -340,3 +346,18 @@ def test_validation_json_lists_what_was_ignored(tmp_path):
     written = json.loads((tmp_path / "voc" / "validation.json").read_text())
     assert written["ignored"] == summary["ignored"] == [
         {"file": str(export / ".DS_Store"), "reason": "hidden file (its name starts with '.'), ignored"}]
+
+
+def test_a_real_label_studio_servers_voc_export_matches_served_and_uploaded_frames(tmp_path):
+    """Both kinds of name the server's own Pascal VOC export writes, matched to the frames."""
+    export = tmp_path / "export"
+    shutil.copytree(DATA / "label_studio_voc", export / "Annotations")
+    images = tmp_path / "frames" / "clip"
+    images.mkdir(parents=True)
+    write_image(images / "clip_000002.jpg", size=(136, 180))
+    write_image(images / "clip_000008.jpg", size=(191, 138), seed=1)
+    summary = build_dataset(export, [images], tmp_path / "voc", classes=["grab", "drop"])
+    assert summary["used"] == 2 and summary["skipped"] == 0
+    assert sorted(path.name for path in (tmp_path / "voc" / "Annotations").iterdir()) == [
+        "clip_000002.xml", "clip_000008.xml"]
+    assert not [record for record in summary["problems"] if record["code"] == "filename_mismatch"]

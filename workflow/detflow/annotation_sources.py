@@ -30,11 +30,13 @@ annotations (each ignored entry is reported with its reason):
   a note on how to get Pascal VOC instead.
 
 Image ids: a file ``x.xml`` belongs to the image with id ``x`` (the safe-name
-rule of video ids). Label Studio prefixes every uploaded file with 8 hex digits
-and a dash (``1a2b3c4d-demo_00_000010.xml`` for the frame
-``demo_00_000010.jpg``). The prefix is dropped only where the prefixed name is
-not an image id and the rest of the name is: a frame may itself be called
-``deadbeef-take_000004.jpg``, and then its own name wins.
+rule of video ids). Label Studio's Pascal VOC export prefixes names with 8 hex
+digits: an uploaded file with its upload prefix and a dash
+(``1a2b3c4d-demo_00_000010.xml`` for the frame ``demo_00_000010.jpg``), a
+file it serves from disk with part of the URL's MD5 and two underscores
+(``30bafa86__demo_00_000010.xml``). The prefix is dropped only where the
+prefixed name is not an image id and the rest of the name is: a frame may
+itself be called ``deadbeef-take_000004.jpg``, and then its own name wins.
 """
 import os
 import re
@@ -49,8 +51,9 @@ from detflow.videos import video_id as safe_id
 
 ANNOTATIONS_FOLDER = "annotations"  # compared case-insensitively: VOC trees call it Annotations
 MACOS_ZIP_FOLDER = "__MACOSX"
-# Label Studio names an upload str(uuid.uuid4())[0:8] + "-" + the file's name.
-_LABEL_STUDIO_PREFIX = re.compile(r"[0-9a-f]{8}-(.+)")
+# Label Studio names an upload str(uuid.uuid4())[0:8] + "-" + the file's name, and its VOC export
+# names a served file md5(url)[:8] + "__" + the file's name.
+_LABEL_STUDIO_PREFIX = re.compile(r"[0-9a-f]{8}(?:-|__)(.+)")
 _YOLO_LINE = re.compile(rb"\s*\d+(\s+[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?){4,}\s*")
 _YOLO_FILES_CHECKED = 20
 _YOLO_BYTES_CHECKED = 4096
