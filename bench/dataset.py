@@ -29,7 +29,7 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "workflow"))
 from detflow.dataset import build_dataset, index_images, list_annotation_files  # noqa: E402
-from detflow.pascal_voc import write_annotation  # noqa: E402
+from detflow.lib.pascal_voc import write_annotation  # noqa: E402
 
 CLASSES = ["grab", "drop"]
 VIDEOS = 5

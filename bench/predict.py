@@ -11,8 +11,8 @@ same detections (same classes, scores within 1e-4, boxes within 0.02 px)
 and prints frames/s of each and the ratio. Each timing is the best of
 ``--repeats`` runs after one warm-up run each, the two taking turns. Target: ratio >= 2.
 
-The model is the workflow's (``results/model/inference.h5``, described by
-``results/model/best.json``): run the workflow first, e.g.
+The model is the workflow's (``results/model/inference.h5``, which describes
+itself): run the workflow first, e.g.
 ``.venv/bin/snakemake --cores 2 results/model/inference.h5``. The video is a
 demo video generated for the bench (``--seconds``, the demo's size) unless
 ``--video`` names one.
@@ -20,7 +20,6 @@ demo video generated for the bench (``--seconds``, the demo's size) unless
     .venv/bin/python bench/predict.py [--video clip.mp4] [--batch-size 8] [--threads 2]
 """
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -31,7 +30,10 @@ import numpy as np
 import yaml
 
 from detflow import predict
-from detflow import retinanet_compat as compat
+from detflow.lib import retinanet_compat as compat
+from detflow.lib.drawing import draw_detections
+from detflow.lib.inference import Detection, Detector, load_inference_model
+from detflow.lib.model_card import read_card
 from detflow.demo import generate_video
 
 from keras_retinanet.utils.image import resize_image  # noqa: E402  (after detflow, which imports the compat module)
@@ -53,9 +55,9 @@ def tutorial(model, video, out_video, preprocess_image, classes, *, image_min_si
         image, scale = resize_image(image, min_side=image_min_side, max_side=image_max_side)
         boxes, scores, labels = model.predict_on_batch(np.expand_dims(image, axis=0))[:3]
         boxes /= scale
-        detections = [predict.Detection(int(label), names[int(label)], float(score), tuple(float(v) for v in box))
+        detections = [Detection(int(label), names[int(label)], float(score), tuple(float(v) for v in box))
                       for box, score, label in zip(boxes[0], scores[0], labels[0]) if score >= score_threshold]
-        predict.draw_detections(frame, detections)
+        draw_detections(frame, detections)
         if writer is None:
             writer = cv2.VideoWriter(str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame.shape[1::-1])
         writer.write(frame)
@@ -93,7 +95,6 @@ def best_times(contenders, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=REPO / "results/model/inference.h5", type=Path)
-    parser.add_argument("--best", default=REPO / "results/model/best.json", type=Path, help="describes the model")
     parser.add_argument("--video", type=Path, help="video to annotate (default: a generated demo video)")
     parser.add_argument("--seconds", type=float, default=20, help="length of the generated video")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -101,15 +102,14 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    if not args.model.is_file() or not args.best.is_file():
-        sys.exit(f"{args.model} or {args.best} is missing: train a model first, e.g. "
-                 ".venv/bin/snakemake --cores 2 results/model/inference.h5, or pass --model and --best")
-    best = json.loads(args.best.read_text())
-    classes = best["classes"]
+    if not args.model.is_file():
+        sys.exit(f"{args.model} is missing: train a model first, e.g. "
+                 ".venv/bin/snakemake --cores 2 results/model/inference.h5, or pass --model")
+    card = read_card(args.model)
+    classes = card.class_map
     device = compat.setup_device(args.threads)
-    model = predict.load_inference_model(args.model, best["backbone"], best["feature_size"], len(classes))
-    detector = predict.Detector(model, best["backbone"], classes, image_min_side=best["image_min_side"],
-                                image_max_side=best["image_max_side"], score_threshold=args.score_threshold)
+    model = load_inference_model(args.model, card)
+    detector = Detector(model, card, score_threshold=args.score_threshold)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         video = args.video
@@ -120,16 +120,16 @@ def main():
                            fps=demo["fps"], width=demo["width"], height=demo["height"], classes=list(classes))
         frames = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
         (theirs_seconds, ours_seconds), (theirs, ours) = best_times([
-            lambda: tutorial(model, video, folder / "tutorial.mp4", compat.backbone(best["backbone"]).preprocess_image,
-                             classes, image_min_side=best["image_min_side"], image_max_side=best["image_max_side"],
+            lambda: tutorial(model, video, folder / "tutorial.mp4", compat.backbone(card.backbone).preprocess_image,
+                             classes, image_min_side=card.image_min_side, image_max_side=card.image_max_side,
                              score_threshold=args.score_threshold),
             lambda: predict.predict_video(detector, [video], folder / "ours.mp4", folder / "ours.csv",
                                           folder / "ours.json", batch_size=args.batch_size, threads=args.threads),
         ], args.repeats)
     ours_frames = [frame["detections"] for frame in ours["frames"]]
     found = sum(len(frame) for frame in ours_frames)
-    print(f"model: {best['backbone']} RetinaNet, FPN/heads {best['feature_size']} wide, images "
-          f"{best['image_min_side']}-{best['image_max_side']} px; {device}")
+    print(f"model: {card.backbone} RetinaNet, FPN/heads {card.feature_size} wide, images "
+          f"{card.image_min_side}-{card.image_max_side} px; {device}")
     print(f"video: {video.name if args.video else 'generated demo video'}, {frames} frames "
           f"{ours['width']}x{ours['height']}; {found} detections scoring {args.score_threshold:g}+")
     print(f"{'':<42}{'seconds':>9}{'frames/s':>10}")

@@ -32,11 +32,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "workflow"))
 sys.path.insert(0, str(REPO / "tests"))
-from detflow.pascal_voc import read_annotation  # noqa: E402
+from detflow.lib.pascal_voc import read_annotation  # noqa: E402
 from training_fixtures import CLASSES, make_voc  # noqa: E402
 
 TARGET_RATIO = 0.95
-LIBRARY_COMMAND = "import detflow.retinanet_compat, sys; from keras_retinanet.bin.train import main; main(sys.argv[1:])"
+LIBRARY_COMMAND = "import detflow.lib.retinanet_compat, sys; from keras_retinanet.bin.train import main; main(sys.argv[1:])"
 
 
 def voc_to_csv(voc, folder):
@@ -99,7 +99,8 @@ def main():
                     "--summary", str(run / "ours" / "training.json"), "--snapshots", str(run / "ours" / "snapshots"),
                     "--tensorboard", str(run / "ours" / "tensorboard"), "--classes", ",".join(CLASSES),
                     "--feature-size", "256", "--weights", "none", "--learning-rate", "0.001", "--augment", "true",
-                    *common]
+                    "--freeze-backbone", "false", "--patience", "0", "--keep-best", "2", "--seed", "1",
+                    "--min-free-mb", "500", *common]
             theirs = [sys.executable, "-c", LIBRARY_COMMAND, *common, "--no-weights", "--lr", "0.001",
                       "--random-transform", "--snapshot-path", str(run / "theirs" / "snapshots"),
                       "--tensorboard-dir", str(run / "theirs" / "tensorboard"),

@@ -13,9 +13,10 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.e
 # Their `python` is the one running Snakemake (e.g. .venv/bin/snakemake without activating .venv); a rule's conda env comes first.
 os.environ.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
 
-from detflow.cli import InputError
-from detflow.config import validate_config
-from detflow.videos import discover_videos
+from detflow.lib.cli import InputError
+from detflow.lib.code_graph import module_files
+from detflow.lib.config import validate_config
+from detflow.lib.media import discover_videos
 
 try:
     validate_config(config)
@@ -68,10 +69,11 @@ def find_videos():
 VIDEOS = find_videos()
 
 
-def stage_code(*modules):
-    """The source files of a stage, as inputs: editing a stage's code reruns its jobs.
+def stage_code(stage):
+    """The source files the stage detflow.<stage> runs (it and every package module it imports, followed
+    to the end), as inputs: editing any of them reruns the stage's jobs, and nothing else does.
     Relative paths, so that moving the project does not make every job look stale."""
-    return [os.path.relpath(PACKAGE_ROOT / "detflow" / f"{module}.py") for module in ("cli",) + modules]
+    return [os.path.relpath(path) for path in module_files(f"detflow.{stage}")]
 
 
 def cli_options(settings):
@@ -110,7 +112,7 @@ def annotation_files(wildcards):
     """The annotations as inputs, so that changing them reruns their jobs: the demo's generated
     labels; a .zip export itself (replacing it reruns); or every annotation file of the person's
     folder, as the dataset stage lists them (none when it is missing or unusable: the job says why)."""
-    from detflow.annotation_sources import list_annotations
+    from detflow.lib.annotation_sources import list_annotations
 
     if DEMO:
         return "results/demo/annotations"
@@ -140,11 +142,6 @@ def training_weights():
 def section_options(section, *keys):
     """Some values of a config section as command-line options."""
     return cli_options({key: config[section][key] for key in keys})
-
-
-def model_options():
-    """How the model was built and sees images, for the stages that load the inference model."""
-    return section_options("train", "backbone", "feature_size", "image_min_side", "image_max_side")
 
 
 def report_pieces():

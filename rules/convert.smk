@@ -5,14 +5,14 @@ rule convert:
     input:
         snapshot="results/model/best_snapshot.h5",
         best="results/model/best.json",
-        code=stage_code("convert", "retinanet_compat"),
+        code=stage_code("convert"),
     output:
         model="results/model/inference.h5",
     log:
         "logs/convert/convert.log",
-    params:
-        options=cli_options(config["convert"]),
     conda:
         "../envs/training.yaml"
+    params:
+        options=cli_options(config["convert"]),
     shell:
         "python -m detflow.convert {input.snapshot:q} {input.best:q} {output.model:q} {params.options} > {log:q} 2>&1"

@@ -7,7 +7,7 @@ rule dataset:
         selections=all_selections(),
         annotations=annotation_files,
         labelimg="results/labelling/labelimg.txt",
-        code=stage_code("dataset", "annotation_sources", "pascal_voc", "videos", "labelling"),
+        code=stage_code("dataset"),
     output:
         images=directory("results/voc/JPEGImages"),
         annotations=directory("results/voc/Annotations"),
@@ -19,12 +19,12 @@ rule dataset:
         "logs/dataset/dataset.log",
     benchmark:
         "benchmarks/dataset/dataset.tsv"
+    conda:
+        "../envs/video.yaml"
     params:
         annotations=annotations_dir(),
         classes=cli_options({"classes": config["classes"]}),
         options=cli_options(config["dataset"]),
-    conda:
-        "../envs/video.yaml"
     shell:
         "python -m detflow.dataset {params.annotations:q} results/voc --images {input.frames:q}"
         " --selections {input.selections:q} --labelimg-command-file {input.labelimg:q}"

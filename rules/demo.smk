@@ -1,4 +1,5 @@
-# Rules of the demo stage: see workflow/detflow/demo.py. Used when videos.dir is null.
+# Rules of the demo: its videos (workflow/detflow/demo.py) and its labeller, which labels the chosen
+# frames from the videos' ground truth (workflow/detflow/demo_labels.py). Used when videos.dir is null.
 
 
 rule demo_video:
@@ -11,6 +12,8 @@ rule demo_video:
         "logs/demo_video/{video}.log",
     benchmark:
         "benchmarks/demo_video/{video}.tsv"
+    conda:
+        "../envs/video.yaml"
     params:
         index=demo_video_index,
         seed=config["demo"]["seed"],
@@ -19,8 +22,6 @@ rule demo_video:
         width=config["demo"]["width"],
         height=config["demo"]["height"],
         classes=",".join(config["classes"]),
-    conda:
-        "../envs/video.yaml"
     shell:
         "python -m detflow.demo video {output.video:q} {output.truth:q} --index {params.index}"
         " --seed {params.seed} --seconds {params.seconds} --fps {params.fps} --width {params.width}"
@@ -29,7 +30,7 @@ rule demo_video:
 
 rule demo_labels:
     input:
-        code=stage_code("demo", "labelling"),
+        code=stage_code("demo_labels"),
         selections=all_selections(),
         truths=expand("results/demo/truth/{video}.csv", video=sorted(VIDEOS)),
         frames=all_frame_dirs(),
@@ -40,5 +41,5 @@ rule demo_labels:
     conda:
         "../envs/video.yaml"
     shell:
-        "python -m detflow.demo labels {output.annotations:q} --selections {input.selections:q}"
+        "python -m detflow.demo_labels {output.annotations:q} --selections {input.selections:q}"
         " --truths {input.truths:q} --frame-dirs {input.frames:q} > {log:q} 2>&1"

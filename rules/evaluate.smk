@@ -8,7 +8,7 @@ rule evaluate:
         images="results/voc/JPEGImages",
         annotations="results/voc/Annotations",
         split="results/voc/ImageSets/Main/{split}.txt",
-        code=stage_code("evaluate", "predict", "retinanet_compat", "frames", "videos", "train"),
+        code=stage_code("evaluate"),
     output:
         json="results/evaluation/{split}/metrics.json",
         csv="results/evaluation/{split}/metrics.csv",
@@ -23,13 +23,12 @@ rule evaluate:
         "logs/evaluate/{split}.log",
     benchmark:
         "benchmarks/evaluate/{split}.tsv"
-    params:
-        model=model_options(),
-        options=cli_options(config["evaluate"]),
     conda:
         "../envs/training.yaml"
     threads: 2
+    params:
+        options=cli_options(config["evaluate"]),
     shell:
         "python -m detflow.evaluate {input.model:q} results/voc {wildcards.split} --metrics-json {output.json:q}"
-        " --metrics-csv {output.csv:q} --pr-curves {output.curves:q} --classes {input.classes:q} {params.model}"
+        " --metrics-csv {output.csv:q} --pr-curves {output.curves:q} --classes {input.classes:q}"
         " {params.options} --threads {threads} > {log:q} 2>&1"

@@ -13,18 +13,18 @@ rule label_studio_tasks:
         selections=all_selections(),
         images="results/labelling/images",
         annotations=annotation_files,
-        code=stage_code("label_studio", "annotation_sources", "labelling", "pascal_voc", "videos"),
+        code=stage_code("label_studio"),
     output:
         config="results/label_studio/config.xml",
         tasks="results/label_studio/tasks.json",
     log:
         "logs/label_studio/tasks.log",
+    conda:
+        "../envs/training.yaml"
     params:
         annotations=annotations_dir(),
         classes=",".join(config["classes"]),
         root=config["label_studio"]["document_root"] or ".",
-    conda:
-        "../envs/training.yaml"
     shell:
         "python -m detflow.label_studio tasks --selections {input.selections:q} --images-dir {input.images:q}"
         " --annotations-dir {params.annotations:q} --document-root {params.root:q} --classes {params.classes:q}"
@@ -38,38 +38,36 @@ rule label_studio_drafts_tasks:
         selections=all_selections(),
         images="results/labelling/images",
         annotations=annotation_files,
-        code=stage_code("label_studio", "annotation_sources", "labelling", "pascal_voc", "videos", "predict",
-                        "retinanet_compat", "frames", "train"),
+        code=stage_code("label_studio"),
     output:
         tasks="results/label_studio/tasks_with_drafts.json",
     log:
         "logs/label_studio/tasks_with_drafts.log",
+    conda:
+        "../envs/training.yaml"
+    threads: 2
     params:
         annotations=annotations_dir(),
         classes=",".join(config["classes"]),
         root=config["label_studio"]["document_root"] or ".",
-        model=model_options(),
         options=cli_options(config["prelabel"]),
         batch=section_options("predict", "batch_size"),
-    conda:
-        "../envs/training.yaml"
-    threads: 2
     shell:
         "python -m detflow.label_studio tasks --selections {input.selections:q} --images-dir {input.images:q}"
         " --annotations-dir {params.annotations:q} --document-root {params.root:q} --classes {params.classes:q}"
         " --tasks-out {output.tasks:q} --model {input.model:q} --model-classes {input.model_classes:q}"
-        " {params.model} {params.options} {params.batch} --threads {threads} > {log:q} 2>&1"
+        " {params.options} {params.batch} --threads {threads} > {log:q} 2>&1"
 
 
 rule label_studio:
+    default_target: False
     input:
         "results/label_studio/config.xml",
         "results/label_studio/tasks.json",
-    default_target: False
 
 
 rule label_studio_drafts:
+    default_target: False
     input:
         "results/label_studio/config.xml",
         "results/label_studio/tasks_with_drafts.json",
-    default_target: False

@@ -10,10 +10,10 @@ rule select_frames:
         selection="results/labelling/selected/{video}.csv",
     log:
         "logs/select_frames/{video}.log",
-    params:
-        options=cli_options(config["labelling"]),
     conda:
         "../envs/video.yaml"
+    params:
+        options=cli_options(config["labelling"]),
     shell:
         "python -m detflow.labelling select {input.manifest:q} {input.frames:q} {output.selection:q}"
         " {params.options} > {log:q} 2>&1"
@@ -30,11 +30,11 @@ rule labelling_folder:
         command="results/labelling/labelimg.txt",
     log:
         "logs/labelling_folder.log",
+    conda:
+        "../envs/video.yaml"
     params:
         classes=",".join(config["classes"]),
         save_dir=annotations_dir(),
-    conda:
-        "../envs/video.yaml"
     shell:
         # stdout (the labelImg command) goes to the terminal, the log to the log file.
         "python -m detflow.labelling folder --selections {input.selections:q} --frame-dirs {input.frames:q}"
@@ -43,6 +43,6 @@ rule labelling_folder:
 
 
 rule labelling:
+    default_target: False
     input:
         labelling_targets(),
-    default_target: False

@@ -7,7 +7,7 @@ rule predict_split:
         classes="results/voc/classes.json",
         images="results/voc/JPEGImages",
         split="results/voc/ImageSets/Main/{split}.txt",
-        code=stage_code("predict", "retinanet_compat", "frames", "videos", "train"),
+        code=stage_code("predict"),
     output:
         images=directory("results/predictions/{split}/images"),
         csv="results/predictions/{split}/detections.csv",
@@ -16,15 +16,14 @@ rule predict_split:
         "logs/predict_split/{split}.log",
     benchmark:
         "benchmarks/predict_split/{split}.tsv"
-    params:
-        model=model_options(),
-        options=section_options("predict", "score_threshold", "batch_size"),
     conda:
         "../envs/training.yaml"
     threads: 2
+    params:
+        options=section_options("predict", "score_threshold", "batch_size"),
     shell:
         "python -m detflow.predict images {input.model:q} results/voc {wildcards.split} --out-dir {output.images:q}"
-        " --csv {output.csv:q} --json {output.json:q} --classes {input.classes:q} {params.model} {params.options}"
+        " --csv {output.csv:q} --json {output.json:q} --classes {input.classes:q} {params.options}"
         " --threads {threads} > {log:q} 2>&1"
 
 
@@ -33,7 +32,7 @@ rule predict_video:
         model="results/model/inference.h5",
         classes="results/voc/classes.json",
         video=video_files,
-        code=stage_code("predict", "retinanet_compat", "frames", "videos", "train"),
+        code=stage_code("predict"),
     output:
         video="results/predictions/videos/{video}.mp4",
         csv="results/predictions/videos/{video}.csv",
@@ -42,13 +41,12 @@ rule predict_video:
         "logs/predict_video/{video}.log",
     benchmark:
         "benchmarks/predict_video/{video}.tsv"
-    params:
-        model=model_options(),
-        options=section_options("predict", "score_threshold", "batch_size", "video_stride"),
     conda:
         "../envs/training.yaml"
     threads: 2
+    params:
+        options=section_options("predict", "score_threshold", "batch_size", "video_stride"),
     shell:
         "python -m detflow.predict video {input.model:q} {input.video:q} --out-video {output.video:q}"
-        " --csv {output.csv:q} --json {output.json:q} --classes {input.classes:q} {params.model} {params.options}"
+        " --csv {output.csv:q} --json {output.json:q} --classes {input.classes:q} {params.options}"
         " --threads {threads} > {log:q} 2>&1"

@@ -4,6 +4,7 @@
 
 
 rule prelabel:
+    default_target: False
     input:
         model="results/model/inference.h5",
         classes="results/voc/classes.json",
@@ -11,23 +12,21 @@ rule prelabel:
         frames=all_frame_dirs(),
         labelimg="results/labelling/labelimg.txt",
         annotations=annotation_files,
-        code=stage_code("prelabel", "predict", "retinanet_compat", "frames", "videos", "train", "labelling", "pascal_voc"),
+        code=stage_code("prelabel"),
     output:
         manifest="results/drafts/drafts.csv",
     log:
         "logs/prelabel/prelabel.log",
-    params:
-        annotations=annotations_dir(),
-        model=model_options(),
-        options=cli_options(config["prelabel"]),
-        batch=section_options("predict", "batch_size"),
     conda:
         "../envs/training.yaml"
     threads: 2
-    default_target: False
+    params:
+        annotations=annotations_dir(),
+        options=cli_options(config["prelabel"]),
+        batch=section_options("predict", "batch_size"),
     shell:
         # stdout (what to do with the drafts) goes to the terminal, the log to the log file.
         "python -m detflow.prelabel {input.model:q} --selections {input.selections:q} --frame-dirs {input.frames:q}"
         " --annotations-dir {params.annotations:q} --drafts-dir results/drafts --manifest {output.manifest:q}"
         " --labelling-images results/labelling/images --classes-file results/labelling/classes.txt"
-        " --classes {input.classes:q} {params.model} {params.options} {params.batch} --threads {threads} 2> {log:q}"
+        " --classes {input.classes:q} {params.options} {params.batch} --threads {threads} 2> {log:q}"

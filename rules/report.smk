@@ -7,7 +7,7 @@ rule training_report:
     input:
         training="results/training/training.json",
         best="results/model/best.json",
-        code=stage_code("report", "best_snapshot", "selection"),
+        code=stage_code("report"),
     output:
         curves=report(
             "results/report/training_curves.png", category="Training", caption="../workflow/report/training_curves.rst"
@@ -26,7 +26,7 @@ rule dataset_report:
     input:
         splits="results/voc/splits.json",
         validation="results/voc/validation.json",
-        code=stage_code("report", "best_snapshot", "selection"),
+        code=stage_code("report"),
     output:
         page=report("results/report/dataset.html", category="Dataset", caption="../workflow/report/dataset.rst"),
     log:
@@ -42,7 +42,7 @@ rule results_report:
         metrics=expand("results/evaluation/{split}/metrics.json", split=config["predict"]["splits"]),
         predictions=expand("results/predictions/{split}/detections.json", split=config["predict"]["splits"]),
         videos=expand("results/predictions/videos/{video}.json", video=sorted(VIDEOS)),
-        code=stage_code("report", "best_snapshot", "selection"),
+        code=stage_code("report"),
     output:
         page=report(
             "results/report/metrics.html",
@@ -63,7 +63,7 @@ rule gallery:
     input:
         detections="results/predictions/{split}/detections.json",
         images="results/predictions/{split}/images",
-        code=stage_code("report", "best_snapshot", "selection"),
+        code=stage_code("report"),
     output:
         sheet=report(
             "results/report/gallery/{split}.jpg",
@@ -89,7 +89,7 @@ rule summary:
         videos=expand("results/predictions/videos/{video}.json", video=sorted(VIDEOS)),
         annotated_videos=expand("results/predictions/videos/{video}.mp4", video=sorted(VIDEOS)),
         report_pieces=report_pieces(),
-        code=stage_code("report", "best_snapshot", "selection"),
+        code=stage_code("report"),
     output:
         summary="results/summary.txt",
     log:

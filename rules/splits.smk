@@ -12,9 +12,9 @@ rule splits:
         readable=report("results/voc/splits.txt", category="Dataset"),
     log:
         "logs/splits/splits.log",
-    params:
-        options=cli_options(config["split"]),
     conda:
         "../envs/video.yaml"
+    params:
+        options=cli_options(config["split"]),
     shell:
         "python -m detflow.splits {input.table:q} {input.classes:q} results/voc {params.options} > {log:q} 2>&1"

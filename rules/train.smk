@@ -10,7 +10,7 @@ rule train:
         annotations="results/voc/Annotations",
         classes="results/voc/classes.json",
         weights=training_weights(),
-        code=stage_code("train", "retinanet_compat", "selection"),
+        code=stage_code("train"),
     output:
         metrics=report("results/training/metrics.csv", category="Training"),
         summary="results/training/training.json",
@@ -18,10 +18,6 @@ rule train:
         "logs/train/train.log",
     benchmark:
         "benchmarks/train/train.tsv"
-    params:
-        snapshots="results/training/snapshots",
-        tensorboard="results/training/tensorboard",
-        options=training_options(),
     conda:
         "../envs/training.yaml"
     threads: config["train"]["threads"]
@@ -29,6 +25,10 @@ rule train:
         gpu=1,
         mem_mb=config["train"]["mem_mb"],
         runtime=config["train"]["runtime"],
+    params:
+        snapshots="results/training/snapshots",
+        tensorboard="results/training/tensorboard",
+        options=training_options(),
     shell:
         "python -m detflow.train results/voc --metrics {output.metrics:q} --summary {output.summary:q}"
         " --snapshots {params.snapshots:q} --tensorboard {params.tensorboard:q} --threads {threads}"

@@ -1,12 +1,12 @@
 """Real small datasets for the dataset and splits tests: JPEG frames written with
-OpenCV, labelImg-style annotations written with detflow.pascal_voc, the
+OpenCV, labelImg-style annotations written with detflow.lib.pascal_voc, the
 plums VOC tree extracted from its zip, and short videos for Snakemake runs."""
 import zipfile
 
 import cv2
 import numpy as np
 
-from detflow.pascal_voc import write_annotation
+from detflow.lib.pascal_voc import write_annotation
 
 FRAME_SIZE = (96, 72)  # width, height
 

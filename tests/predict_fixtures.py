@@ -16,7 +16,8 @@ scores and both classes: what the plumbing needs, not a good detector.
 import cv2
 import numpy as np
 
-from detflow import retinanet_compat as compat
+from detflow.lib import retinanet_compat as compat
+from detflow.lib.model_card import ModelCard, embed
 
 import tf_keras as keras  # noqa: E402  (after the compat module)
 from keras_retinanet import models  # noqa: E402
@@ -26,6 +27,8 @@ BACKBONE = "mobilenet128_0.25"
 FEATURE_SIZE = 16
 IMAGE_MIN_SIDE, IMAGE_MAX_SIDE = 96, 128
 CALIBRATION_SHAPE = (96, 128)  # height, width of the calibration batch
+# The description of the models made here with their defaults, as the convert stage writes it.
+CARD = ModelCard(BACKBONE, FEATURE_SIZE, ("grab", "drop"), IMAGE_MIN_SIDE, IMAGE_MAX_SIDE)
 
 
 def _calibration_batch(backbone, image_paths, image_min_side, image_max_side):
@@ -40,10 +43,12 @@ def _logits(model, batch):
     return np.log(scores / (1 - scores))
 
 
-def make_inference_model(path, image_paths, *, backbone=BACKBONE, feature_size=FEATURE_SIZE, num_classes=2,
+def make_inference_model(path, image_paths, *, backbone=BACKBONE, feature_size=FEATURE_SIZE, classes=("grab", "drop"),
                          image_min_side=IMAGE_MIN_SIDE, image_max_side=IMAGE_MAX_SIDE, anchors_per_image=16,
                          seed=0):
-    """Build, initialise on ``image_paths``, convert and save an inference model at ``path``; return ``path``."""
+    """Build, initialise on ``image_paths``, convert and save an inference model at ``path`` with its
+    description, as the convert stage does; return ``path``."""
+    num_classes = len(classes)
     keras.utils.set_random_seed(seed)
     model = compat.build_retinanet(backbone, num_classes, feature_size)
     batch = _calibration_batch(compat.backbone(backbone), image_paths, image_min_side, image_max_side)
@@ -68,4 +73,9 @@ def make_inference_model(path, image_paths, *, backbone=BACKBONE, feature_size=F
     kernel, bias = output.get_weights()
     output.set_weights([kernel, bias - top])  # ... shifted so that the top anchors score above 0.5
     models.convert_model(model).save(str(path), save_format="h5", include_optimizer=False)
+    embed(path, ModelCard(backbone=backbone, feature_size=feature_size, classes=tuple(classes),
+                          image_min_side=image_min_side, image_max_side=image_max_side,
+                          training={"training_run": "tests: calibrated, not trained"},
+                          detection={"nms": True, "nms_threshold": 0.5, "score_threshold": 0.05,
+                                     "max_detections": 300}))
     return path

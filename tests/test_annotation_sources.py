@@ -50,10 +50,10 @@ import pytest
 from dataset_fixtures import write_image
 from video_fixtures import file_hashes
 
-from detflow.annotation_sources import image_id, labelled_image_ids, list_annotations, read_annotations
-from detflow.cli import InputError
+from detflow.lib.annotation_sources import image_id, labelled_image_ids, list_annotations, read_annotations
+from detflow.lib.cli import InputError
 from detflow.dataset import build_dataset
-from detflow.pascal_voc import read_annotation
+from detflow.lib.pascal_voc import read_annotation
 
 DATA = Path(__file__).resolve().parent / "data"
 CLASSES = ["grab", "drop", "lâcher"]

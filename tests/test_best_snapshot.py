@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from detflow import retinanet_compat  # noqa: F401  (tf.keras as Keras 2, before TensorFlow)
+from detflow.lib import retinanet_compat  # noqa: F401  (tf.keras as Keras 2, before TensorFlow)
 from detflow.best_snapshot import select_best_snapshot
-from detflow.cli import InputError
+from detflow.lib.cli import InputError
 
 import tensorflow as tf  # noqa: E402
 

@@ -9,16 +9,18 @@ import pytest
 
 from detflow import convert
 from detflow import train as training
-from detflow.cli import InputError
+from detflow.lib.cli import InputError
+from detflow.lib.model_card import ModelCard, read_card
+from detflow.lib.training_model import new_model
 
-from training_fixtures import make_voc  # noqa: E402
+from training_fixtures import CLASSES, TINY_SETTINGS, make_voc  # noqa: E402
 
 BACKBONE = "mobilenet128_0.25"
 
 # Run in a fresh process, as the prediction stage will: only the compat module and keras-retinanet.
 PREDICT = """
 import json, sys
-from detflow import retinanet_compat
+from detflow.lib import retinanet_compat
 from keras_retinanet import models
 from keras_retinanet.utils.image import read_image_bgr, resize_image
 
@@ -37,13 +39,20 @@ print(json.dumps({
 
 def write_snapshot(tmp_path, feature_size):
     """A snapshot as the training stage writes it (compiled training model, .h5) and its best.json."""
-    settings = training.Settings(backbone=BACKBONE, feature_size=feature_size)
-    model = training.new_model(settings, num_classes=2)
+    settings = training.Settings(**{**TINY_SETTINGS, "backbone": BACKBONE, "feature_size": feature_size})
+    model = new_model(settings, num_classes=2)
     snapshot = tmp_path / f"{BACKBONE}_pascal_01.h5"
     model.save(snapshot, save_format="h5")
     best = tmp_path / "best.json"
-    best.write_text(json.dumps({"backbone": BACKBONE, "feature_size": feature_size, "epoch": 1}))
+    best.write_text(json.dumps(best_json(feature_size)))
     return snapshot, best
+
+
+def best_json(feature_size, **changes):
+    """What the best-snapshot stage writes about the chosen snapshot."""
+    return {"backbone": BACKBONE, "feature_size": feature_size, "epoch": 1, "classes": CLASSES, "image_min_side": 96,
+            "image_max_side": 128, "training_run": "f00d", "metric": "mAP", "value": 0.5, "snapshot": "s.h5",
+            **changes}
 
 
 @pytest.mark.parametrize("feature_size", [16, 256])
@@ -62,6 +71,10 @@ def test_inference_model_loads_in_a_fresh_process_and_detects(tmp_path, feature_
     assert (detections["filter"]["nms"], detections["filter"]["nms_threshold"]) == (True, pytest.approx(0.3))
     assert detections["filter"]["score_threshold"] == pytest.approx(0.001)
     assert detections["filter"]["max_detections"] == 7
+    assert read_card(inference) == ModelCard(
+        backbone=BACKBONE, feature_size=feature_size, classes=("grab", "drop"), image_min_side=96, image_max_side=128,
+        training={"training_run": "f00d", "epoch": 1, "metric": "mAP", "value": 0.5, "snapshot": "s.h5"},
+        detection={"nms": True, "nms_threshold": 0.3, "score_threshold": 0.001, "max_detections": 7})
     scores, labels, boxes = detections["scores"], detections["labels"], detections["boxes"]
     assert len(scores) == len(labels) == len(boxes) == 7
     assert all(score > 0.001 for score in scores) and scores == sorted(scores, reverse=True)
@@ -75,7 +88,7 @@ def test_a_corrupt_snapshot_is_a_clear_error(tmp_path):
     snapshot = tmp_path / "broken.h5"
     snapshot.write_bytes(b"not an HDF5 file")
     best = tmp_path / "best.json"
-    best.write_text(json.dumps({"backbone": BACKBONE, "feature_size": 16, "epoch": 1}))
+    best.write_text(json.dumps(best_json(16)))
     with pytest.raises(InputError, match=f"cannot be loaded as a {BACKBONE} RetinaNet snapshot") as error:
         convert.convert(snapshot, best, tmp_path / "inference.h5")
     assert error.value.where == str(snapshot)
@@ -84,7 +97,7 @@ def test_a_corrupt_snapshot_is_a_clear_error(tmp_path):
 
 def test_a_width_other_than_best_json_says_is_refused(tmp_path):
     snapshot, best = write_snapshot(tmp_path, 16)
-    best.write_text(json.dumps({"backbone": BACKBONE, "feature_size": 64, "epoch": 1}))
+    best.write_text(json.dumps(best_json(64)))
     with pytest.raises(InputError, match="has 16-wide FPN and heads, but .* says 64"):
         convert.convert(snapshot, best, tmp_path / "inference.h5")
 

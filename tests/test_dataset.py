@@ -17,9 +17,9 @@ from dataset_fixtures import (
 from lxml import etree
 from video_fixtures import file_hashes
 
-from detflow.cli import InputError
+from detflow.lib.cli import InputError
 from detflow.dataset import build_dataset
-from detflow.pascal_voc import read_annotation
+from detflow.lib.pascal_voc import read_annotation
 
 CLASSES = ["grab", "drop", "lâcher"]
 WIDTH, HEIGHT = FRAME_SIZE

@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 from video_fixtures import decoded_frames
 
-from detflow.cli import InputError
+from detflow.lib.cli import InputError
 from detflow.demo import (
     _hand_transform,
     draw_hand,
     generate_video,
     hand_shape,
     poses_for_classes,
-    read_truth,
-    write_demo_labels,
 )
+from detflow.demo_labels import write_demo_labels
+from detflow.lib.gesture_truth import read_truth
 from detflow.frames import extract_frames
 from detflow.labelling import select_frames
-from detflow.pascal_voc import read_annotation
+from detflow.lib.pascal_voc import read_annotation
 
 SMALL = {"seconds": 3, "fps": 10, "width": 160, "height": 120}
 

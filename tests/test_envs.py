@@ -4,10 +4,8 @@ code imports, and its pins are the pip installation's (requirements*.txt).
 
 Conda channels are not reachable here, so the environments are not created:
 these tests check the files as conda and Snakemake will read them."""
-import ast
 import importlib.metadata
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,9 +16,10 @@ from packaging.utils import canonicalize_name
 from conftest import REPO
 from rules_fixtures import workflow_rules
 
+from detflow.lib.code_graph import third_party_imports
+
 ENVS = REPO / "envs"
 ENV_FILES = sorted(ENVS.glob("*.yaml"))
-PACKAGE = REPO / "workflow" / "detflow"
 # keras-retinanet declares opencv-python; the environments carry the headless
 # build of the same cv2 module, as the pip installation does.
 SAME_MODULE = {"opencv-python": "opencv-python-headless"}
@@ -63,31 +62,6 @@ def provided_distributions(env_file):
     env = yaml.safe_load(env_file.read_text())
     return {canonicalize_name(requirement.name)
             for requirement in pip_requirements(env) + post_deploy_requirements(env_file)}
-
-
-def imported_modules(module, seen=None):
-    """Top-level names of the non-stdlib modules that detflow.<module> imports, following detflow's own imports."""
-    seen = set() if seen is None else seen
-    if module in seen:
-        return set()
-    seen.add(module)
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "detflow":
-                if len(parts) > 1 and (PACKAGE / f"{parts[1]}.py").exists():
-                    found |= imported_modules(parts[1], seen)
-            elif parts[0] not in sys.stdlib_module_names:
-                found.add(parts[0])
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +137,7 @@ def test_each_environment_holds_what_its_rules_import(rules):
         env_file = Path(rule["conda"])
         provided = provided_distributions(env_file)
         for stage in stages:
-            for module in imported_modules(stage):
+            for module in third_party_imports(f"detflow.{stage}"):
                 assert module in distributions, f"detflow.{stage} imports {module}, which is not installed"
                 names = {canonicalize_name(SAME_MODULE.get(dist, dist)) for dist in distributions[module]}
                 if not names & provided:

@@ -10,18 +10,19 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from predict_fixtures import BACKBONE, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
+from predict_fixtures import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
 from training_fixtures import CLASSES, make_voc
 
-from detflow import evaluate, predict
-from detflow import retinanet_compat as compat
-from detflow.pascal_voc import read_annotation, write_annotation
+from detflow import evaluate
+from detflow.lib import inference
+from detflow.lib import retinanet_compat as compat
+from detflow.lib.model_card import read_card
+from detflow.lib.voc_tree import VocTree
+from detflow.lib.pascal_voc import read_annotation, write_annotation
 from detflow.prelabel import voc_objects
 
 from keras_retinanet.utils import eval as retinanet_eval  # noqa: E402  (after detflow, which imports the compat module)
 from keras_retinanet.utils.colors import label_color  # noqa: E402
-
-SETTINGS = {"backbone_name": BACKBONE, "image_min_side": IMAGE_MIN_SIDE, "image_max_side": IMAGE_MAX_SIDE}
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,14 @@ def voc(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model(voc, tmp_path_factory):
-    path = make_inference_model(tmp_path_factory.mktemp("model") / "inference.h5",
+def model_path(voc, tmp_path_factory):
+    return make_inference_model(tmp_path_factory.mktemp("model") / "inference.h5",
                                 sorted((voc / "JPEGImages").glob("train_*.jpg")))
-    return predict.load_inference_model(path, BACKBONE, FEATURE_SIZE, len(CLASSES))
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    return inference.load_inference_model(model_path, read_card(model_path))
 
 
 def val_generator(root):
@@ -53,7 +58,7 @@ def model_truth(voc, model, tmp_path_factory):
     for index, per_label in enumerate(found):
         image_id = generator.image_names[index]
         height, width = cv2.imread(str(generator.image_path(index))).shape[:2]
-        detections = [predict.Detection(label, generator.label_to_name(label), float(row[4]), tuple(row[:4]))
+        detections = [inference.Detection(label, generator.label_to_name(label), float(row[4]), tuple(row[:4]))
                       for label, rows in enumerate(per_label) for row in rows]
         write_annotation(root / "Annotations" / f"{image_id}.xml", filename=f"{image_id}.jpg", width=width,
                          height=height, objects=voc_objects(detections, width, height))
@@ -61,7 +66,7 @@ def model_truth(voc, model, tmp_path_factory):
 
 
 def evaluate_val(model, root, split="val", **options):
-    return evaluate.evaluate_split(model, root, split, CLASSES, **SETTINGS, **options)
+    return evaluate.evaluate_split(model, CARD, root, split, **options)
 
 
 def test_model_scores_full_marks_on_its_own_detections(model, model_truth):
@@ -92,7 +97,7 @@ def test_same_numbers_as_keras_retinanet_evaluate_and_its_curves(model, voc):
 def test_missed_boxes_lower_recall_and_ap(model, model_truth, tmp_path):
     root = tmp_path / "voc"
     shutil.copytree(model_truth, root)
-    for image_id in predict.split_image_ids(root, "val")[:4]:  # a box nothing predicts: the image's corner
+    for image_id in VocTree(root).split_image_ids("val")[:4]:  # a box nothing predicts: the image's corner
         image = cv2.imread(str(root / "JPEGImages" / f"{image_id}.jpg"))
         height, width = image.shape[:2]
         objects = [item.as_dict() for item in read_annotation(root / "Annotations" / f"{image_id}.xml").objects]
@@ -132,7 +137,7 @@ def test_split_without_images_or_boxes_is_reported_not_an_error(model, voc, tmp_
     assert metrics["images"] == 0 and metrics["mAP"] is None and curves == {}
     assert metrics["notes"] == ["the test split lists no images: nothing to evaluate"]
     evaluate.plot_pr_curves(metrics, curves, tmp_path / "empty.png")
-    for image_id in predict.split_image_ids(root, "val"):
+    for image_id in VocTree(root).split_image_ids("val"):
         write_annotation(root / "Annotations" / f"{image_id}.xml", filename=f"{image_id}.jpg", width=10, height=10,
                          objects=[])
     metrics, curves = evaluate_val(model, root)
@@ -154,9 +159,7 @@ def test_unreadable_image_is_left_out_and_listed(model, voc, tmp_path):
     assert metrics["notes"][0] == "1 of the 8 images cannot be read and are left out"
 
 
-def test_command_line_writes_every_output(voc, model, tmp_path):
-    model_path = tmp_path / "model.h5"
-    model.save(str(model_path), save_format="h5")
+def test_command_line_writes_every_output(voc, model_path, tmp_path):
     out = tmp_path / "evaluation"
     out.mkdir()
     result = subprocess.run(

@@ -17,7 +17,7 @@ from video_fixtures import (
     zero_frame_video,
 )
 
-from detflow.cli import InputError
+from detflow.lib.cli import InputError
 from detflow.frames import extract_frames
 
 

@@ -7,7 +7,6 @@ cluster test installs SLURM; the tests skip only where that is impossible.
 The screenshot of the labelled image is kept in ``test-artifacts/``.
 """
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -24,8 +23,8 @@ from conftest import REPO
 from video_fixtures import file_hashes
 
 from detflow.dataset import build_dataset
-from detflow.labelimg_compat import ERROR_PREFIX, QT_SYSTEM_PACKAGES
-from detflow.pascal_voc import read_annotation, write_annotation
+from detflow.lib.labelimg_compat import ERROR_PREFIX, QT_SYSTEM_PACKAGES
+from detflow.lib.pascal_voc import read_annotation, write_annotation
 
 ARTIFACTS = REPO / "test-artifacts"
 CLASSES = ["grab", "drop"]
@@ -38,7 +37,7 @@ DESKTOP_TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool", "import": "imagemagick"}
 
 def _install_missing():
     """apt-get the display tools (and Qt's libraries) that are missing; the reason to skip, or None."""
-    from detflow.labelimg_compat import missing_qt_library
+    from detflow.lib.labelimg_compat import missing_qt_library
 
     packages = [package for tool, package in DESKTOP_TOOLS.items() if shutil.which(tool) is None]
     if missing_qt_library():

@@ -35,9 +35,9 @@ from lxml import etree
 from video_fixtures import file_hashes
 
 from detflow import label_studio
-from detflow.cli import InputError
+from detflow.lib.cli import InputError
 from detflow.dataset import build_dataset
-from detflow.pascal_voc import read_annotation
+from detflow.lib.pascal_voc import read_annotation
 
 SCRIPTS = REPO / "scripts" / "label_studio"
 VENV = Path(os.environ.get("DETFLOW_LABEL_STUDIO_VENV", REPO / ".venv-label-studio"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from video_fixtures import file_hashes, write_video
 
-from detflow.cli import InputError
+from detflow.lib.cli import InputError
 from detflow.frames import extract_frames
 from detflow.labelling import farthest_point_order, labelling_folder, select_frames
 

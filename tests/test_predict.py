@@ -12,13 +12,16 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from predict_fixtures import BACKBONE, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
+from predict_fixtures import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
 from training_fixtures import CLASSES, make_voc
 from video_fixtures import decoded_frames, truncated_copy, write_video
 
 from detflow import predict
-from detflow import retinanet_compat as compat
-from detflow.cli import InputError
+from detflow.lib import inference
+from detflow.lib import retinanet_compat as compat
+from detflow.lib.cli import InputError
+from detflow.lib.drawing import draw_detections
+from detflow.lib.model_card import embed, read_card
 
 from keras_retinanet import models  # noqa: E402  (after detflow, which imports the compat module first)
 from keras_retinanet.utils.colors import label_color  # noqa: E402
@@ -43,12 +46,11 @@ def model_path(voc, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(model_path):
-    return predict.load_inference_model(model_path, BACKBONE, FEATURE_SIZE, len(CLASSES))
+    return inference.load_inference_model(model_path, read_card(model_path))
 
 
 def detector(model, score_threshold=0.5):
-    return predict.Detector(model, BACKBONE, CLASSES, image_min_side=IMAGE_MIN_SIDE, image_max_side=IMAGE_MAX_SIDE,
-                            score_threshold=score_threshold)
+    return inference.Detector(model, CARD, score_threshold=score_threshold)
 
 
 def reference_detections(model, image, score_threshold=0.5):
@@ -135,9 +137,9 @@ def test_video_detections_match_reference_frame_by_frame(model, tmp_path):
 
 def test_boxes_and_captions_in_class_colours():
     image = np.full((240, 320, 3), 128, np.uint8)
-    detections = [predict.Detection(0, "grab", 0.93, (40.0, 60.0, 140.0, 200.0)),
-                  predict.Detection(1, "drop", 0.61, (200.2, 0.0, 300.0, 100.0))]  # at the top: caption inside
-    predict.draw_detections(image, detections)
+    detections = [inference.Detection(0, "grab", 0.93, (40.0, 60.0, 140.0, 200.0)),
+                  inference.Detection(1, "drop", 0.61, (200.2, 0.0, 300.0, 100.0))]  # at the top: caption inside
+    draw_detections(image, detections)
     for detection in detections:
         colour = list(label_color(detection.label))
         x1, y1, x2, y2 = (int(round(value)) for value in detection.box)
@@ -157,14 +159,14 @@ def save_model(path, backbone=BACKBONE, feature_size=FEATURE_SIZE, num_classes=2
 
 
 @pytest.mark.parametrize("case, reason", [
-    ("width", "its FPN and heads are 32 channels wide, but the configuration says 16"),
-    ("backbone", "is not a RetinaNet on backbone mobilenet128_0.25 (train.backbone): 58 layers have other shapes "
-                 "(e.g. conv1: (3, 3, 3, 16) instead of (3, 3, 3, 8)); its layers look like a MobileNet backbone"),
-    ("classes", "predicts 3 classes, but the dataset has 2"),
+    ("width", "its FPN and heads are 32 channels wide, but its description says 16"),
+    ("backbone", "is not a RetinaNet on backbone mobilenet128_0.25, as its description says: 58 layers have other "
+                 "shapes (e.g. conv1: (3, 3, 3, 16) instead of (3, 3, 3, 8)); its layers look like a MobileNet backbone"),
+    ("classes", "predicts 3 classes, but its description names 2"),
     ("training model", "is a training model"),
     ("not a model", "cannot be loaded as a keras-retinanet model"),
 ])
-def test_model_from_another_configuration_is_refused(tmp_path, case, reason):
+def test_model_that_is_not_what_its_description_says_is_refused(tmp_path, case, reason):
     path = tmp_path / "model.h5"
     if case == "width":
         save_model(path, feature_size=32)
@@ -177,20 +179,21 @@ def test_model_from_another_configuration_is_refused(tmp_path, case, reason):
     else:
         path.write_text("not a model")
     with pytest.raises(InputError) as error:
-        predict.load_inference_model(path, BACKBONE, FEATURE_SIZE, 2)
+        inference.load_inference_model(path, CARD)
     assert error.value.where == str(path)
     assert reason in error.value.reason
 
 
 def test_command_line_names_the_model_and_the_reason(voc, tmp_path):
     wrong = save_model(tmp_path / "wide.h5", feature_size=24)
+    embed(wrong, CARD)  # a description that does not belong to the file
     result = subprocess.run(
         [sys.executable, "-m", "detflow.predict", "images", str(wrong), str(voc), "val", "--out-dir", str(tmp_path / "o"),
          "--csv", str(tmp_path / "d.csv"), "--json", str(tmp_path / "d.json"), "--classes", str(voc / "classes.json"),
          "--backbone", BACKBONE, "--feature-size", str(FEATURE_SIZE), "--threads", "1"],
         capture_output=True, text=True)
     assert result.returncode == 1
-    assert f"error: {wrong}: its FPN and heads are 24 channels wide" in result.stderr
+    assert f"error: {wrong}: its FPN and heads are 24 channels wide, but its description says 16" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "d.csv").exists()
 
@@ -270,6 +273,58 @@ def test_an_error_while_reading_reaches_the_caller(model, voc):
 
     seen = []
     with pytest.raises(OSError, match="the camera went away"):
-        for key, _, detections in predict.detect_stream(detector(model), frames(), batch_size=2):
+        for key, _, detections in inference.detect_stream(detector(model), frames(), batch_size=2):
             seen.append(key)
     assert seen in ([0, 1], [0, 1, 2])  # in order; whatever was still waiting for its batch is not yielded
+
+
+def predict_command(model, voc, tmp_path, *options):
+    return subprocess.run(
+        [sys.executable, "-m", "detflow.predict", "images", str(model), str(voc), "val", "--out-dir",
+         str(tmp_path / "o"), "--csv", str(tmp_path / "d.csv"), "--json", str(tmp_path / "d.json"), "--threads", "1",
+         *options], capture_output=True, text=True)
+
+
+def test_the_model_says_how_it_sees_images_so_predicting_by_hand_needs_no_model_options(model, model_path, voc,
+                                                                                          tmp_path):
+    """No --backbone or image sizes: the model's own description gives them, so a prediction by hand
+    resizes as training did (before, the command line's defaults silently resized to 800/1333 px)."""
+    result = predict_command(model_path, voc, tmp_path)
+    assert result.returncode == 0, result.stderr
+    by_hand = json.loads((tmp_path / "d.json").read_text())
+    expected = predict.predict_split(detector(model), voc, "val", tmp_path / "again", tmp_path / "a.csv",
+                                     tmp_path / "a.json")
+    assert by_hand["images"] == expected["images"] and by_hand["classes"] == list(CLASSES)
+    card = read_card(model_path)
+    assert (card.backbone, card.feature_size, card.image_min_side, card.image_max_side, card.classes) == (
+        BACKBONE, FEATURE_SIZE, IMAGE_MIN_SIDE, IMAGE_MAX_SIDE, ("grab", "drop"))
+
+
+@pytest.mark.parametrize("option, value, shown", [
+    ("--image-min-side", "800", "--image-min-side 800 disagrees with the model, which has image_min_side 96"),
+    ("--backbone", "resnet50", "--backbone resnet50 disagrees with the model, which has backbone mobilenet128_0.25"),
+    ("--feature-size", "256", "--feature-size 256 disagrees with the model, which has feature_size 16"),
+])
+def test_options_that_describe_the_model_must_agree_with_it(model_path, voc, tmp_path, option, value, shown):
+    result = predict_command(model_path, voc, tmp_path, option, value)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"error: {model_path}: {shown}; leave the option out (the model says it)" in result.stderr
+    assert not (tmp_path / "d.csv").exists()
+
+
+def test_a_model_trained_on_other_classes_of_the_same_number_is_refused_with_both_lists(voc, tmp_path):
+    """The bug this prevents: a grab/drop/wave model swapped into a run with three other classes
+    predicted with exit 0 and gave its detections the wrong names."""
+    other = make_inference_model(tmp_path / "other.h5", sorted((voc / "JPEGImages").glob("train_*.jpg"))[:2],
+                                 classes=("wave", "point"))
+    result = predict_command(other, voc, tmp_path, "--classes", str(voc / "classes.json"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (f"error: {other}: was trained on the classes wave, point (in label order), but the dataset "
+            f"({voc / 'classes.json'}) has grab, drop: its detections would get the wrong names") in result.stderr
+
+
+def test_a_model_without_its_description_is_refused(voc, tmp_path):
+    bare = save_model(tmp_path / "bare.h5")
+    result = predict_command(bare, voc, tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"error: {bare}: carries no description of itself (backbone, classes, image sizes)" in result.stderr

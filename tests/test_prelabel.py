@@ -7,13 +7,15 @@ import shutil
 import numpy as np
 import pytest
 from lxml import etree
-from predict_fixtures import BACKBONE, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
+from predict_fixtures import CARD, make_inference_model
 from training_fixtures import CLASSES, make_voc
 from video_fixtures import file_hashes
 
-from detflow import predict, prelabel
-from detflow.cli import InputError
-from detflow.pascal_voc import read_annotation, write_annotation
+from detflow import prelabel
+from detflow.lib import inference
+from detflow.lib.model_card import read_card
+from detflow.lib.cli import InputError
+from detflow.lib.pascal_voc import read_annotation, write_annotation
 
 from keras_retinanet.preprocessing.pascal_voc import PascalVocGenerator  # noqa: E402  (after detflow)
 
@@ -35,12 +37,11 @@ def data(tmp_path_factory):
     selection.write_text("frame_index,timestamp_s,file\n" + "".join(
         f"{int(name[-10:-4])},{int(name[-10:-4]) / 10:.3f},{name}\n" for name in FRAMES))
     model = make_inference_model(root / "inference.h5", sorted((voc / "JPEGImages").glob("train_*.jpg")))
-    return root, selection, frames, predict.load_inference_model(model, BACKBONE, FEATURE_SIZE, len(CLASSES))
+    return root, selection, frames, inference.load_inference_model(model, read_card(model))
 
 
 def detector(model, score_threshold=0.5):
-    return predict.Detector(model, BACKBONE, CLASSES, image_min_side=IMAGE_MIN_SIDE, image_max_side=IMAGE_MAX_SIDE,
-                            score_threshold=score_threshold)
+    return inference.Detector(model, CARD, score_threshold=score_threshold)
 
 
 def person_folder(tmp_path):
@@ -103,7 +104,7 @@ def test_drafts_are_labelimg_files_that_keras_retinanet_reads_where_the_model_sa
     (voc / "ImageSets" / "Main" / "drafts.txt").write_text("\n".join(image_ids) + "\n")
     generator = PascalVocGenerator(str(voc), "drafts", classes=CLASSES)
     paths = [(image_id, frames / f"{image_id}.jpg") for image_id in image_ids]
-    for index, (image_id, image, detections) in enumerate(predict.detect_images(detector(model), paths, 4)):
+    for index, (image_id, image, detections) in enumerate(inference.detect_images(detector(model), paths, 4)):
         draft = tmp_path / "drafts" / f"{image_id}.xml"
         annotation = read_annotation(draft)
         assert annotation.problems == []

@@ -9,11 +9,13 @@ import cv2
 import numpy as np
 import pytest
 from dataset_fixtures import annotate, make_frames
-from predict_fixtures import BACKBONE, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
+from predict_fixtures import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
 from training_fixtures import CLASSES, make_voc
 from video_fixtures import TINY_WORKFLOW, write_video
 
 from detflow import evaluate, predict, report
+from detflow.lib import inference
+from detflow.lib.model_card import read_card
 from detflow.best_snapshot import select_best_snapshot
 from detflow.dataset import build_dataset
 from detflow.splits import make_splits
@@ -61,19 +63,17 @@ def outputs(tmp_path_factory):
     voc = make_voc(root / "voc", train=6, val=6)
     (voc / "ImageSets" / "Main" / "test.txt").write_text((voc / "ImageSets" / "Main" / "train.txt").read_text())
     path = make_inference_model(root / "inference.h5", sorted((voc / "JPEGImages").glob("train_*.jpg")))
-    model = predict.load_inference_model(path, BACKBONE, FEATURE_SIZE, len(CLASSES))
+    model = inference.load_inference_model(path, read_card(path))
     video = write_video(root / "take.avi", 6)
     for threshold, name in ((0.5, "found"), (1.0, "nothing")):
-        detector = predict.Detector(model, BACKBONE, CLASSES, image_min_side=IMAGE_MIN_SIDE,
-                                    image_max_side=IMAGE_MAX_SIDE, score_threshold=threshold)
+        detector = inference.Detector(model, CARD, score_threshold=threshold)
         for split in ("val", "test"):
             out = root / name / "predictions" / split
             predict.predict_split(detector, voc, split, out / "images", out / "detections.csv", out / "detections.json")
         predict.predict_video(detector, [video], root / name / "take.mp4", root / name / "take.csv",
                               root / name / "take.json")
     for split in ("val", "test"):
-        metrics, curves = evaluate.evaluate_split(model, voc, split, CLASSES, backbone_name=BACKBONE,
-                                                  image_min_side=IMAGE_MIN_SIDE, image_max_side=IMAGE_MAX_SIDE)
+        metrics, curves = evaluate.evaluate_split(model, CARD, voc, split)
         (root / "evaluation" / split).mkdir(parents=True)
         evaluate.write_metrics(metrics, root / "evaluation" / split / "metrics.json",
                                root / "evaluation" / split / "metrics.csv")

@@ -1,4 +1,4 @@
-"""keras-retinanet 1.0.0 on TensorFlow 2.21 through detflow.retinanet_compat:
+"""keras-retinanet 1.0.0 on TensorFlow 2.21 through detflow.lib.retinanet_compat:
 Keras 2 everywhere, keras-resnet importable, FPN/head width configurable."""
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from detflow import retinanet_compat as compat
+from detflow.lib import retinanet_compat as compat
 
 import tensorflow as tf  # noqa: E402  (after the compat module, as every stage does)
 import tf_keras  # noqa: E402
@@ -64,7 +64,7 @@ def test_device_setup_names_the_device():
     # A fresh process: devices and threads can only be set before TensorFlow starts its runtime.
     code = (
         "import logging; logging.basicConfig(level=logging.INFO)\n"
-        "from detflow import retinanet_compat as c; print(c.setup_device(threads=2))"
+        "from detflow.lib import retinanet_compat as c; print(c.setup_device(threads=2))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     device = result.stdout.strip()

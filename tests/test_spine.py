@@ -3,11 +3,13 @@ a log per job and benchmarks, lint clean; only stale jobs rerun (shown with
 dry runs); bad videos fail alone under --keep-going, named with the reason,
 and no input file changes."""
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import WorkflowCopy
+from conftest import REPO, WorkflowCopy
 from video_fixtures import (
     TINY_DEMO,
     file_hashes,
@@ -94,6 +96,12 @@ def test_lint_reports_nothing(demo):
     assert "Congratulations, your workflow is in a good condition!" in result.stdout
 
 
+def test_snakefmt_leaves_every_rule_file_as_it_is():
+    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_demo_runs_to_the_labelling_folder(demo, demo_run):
     root, ids, output = demo.root, ["demo_00", "demo_01", "demo_02"], demo_run[2]
     for video in ids:
@@ -138,6 +146,11 @@ def test_changed_parameters_rerun_their_stage_and_what_follows(demo, section, ch
     ("labelling", {"select_frames": 3, "labelling_folder": 1, "demo_labels": 1, "labelling": 1}),
     ("frames", ALL_VIDEO_JOBS),
     ("demo", {"demo_video": 3, **ALL_VIDEO_JOBS}),
+    # library modules: the jobs whose stage imports them (directly or not), and what follows
+    ("lib/pascal_voc", {"demo_labels": 1, "labelling": 1}),
+    ("lib/media", ALL_VIDEO_JOBS),
+    ("lib/gesture_truth", {"demo_video": 3, **ALL_VIDEO_JOBS}),
+    ("lib/cli", {"demo_video": 3, **ALL_VIDEO_JOBS}),
 ])
 def test_changed_code_reruns_its_stage_and_what_follows(demo, module, expected):
     source = demo.root / "workflow" / "detflow" / f"{module}.py"

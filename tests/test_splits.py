@@ -10,7 +10,7 @@ import warnings
 import pytest
 from dataset_fixtures import extract_plums, labelled_videos
 
-from detflow.cli import InputError
+from detflow.lib.cli import InputError
 from detflow.dataset import build_dataset
 from detflow.splits import LIST_FILES, imbalance, make_splits, split_of, unit_hash
 
@@ -185,7 +185,7 @@ def test_cli_writes_the_lists(tmp_path):
 
 def load_every_split(voc):
     """Each split through keras-retinanet's PascalVocGenerator: annotations, images and one batch of targets."""
-    import detflow.retinanet_compat  # noqa: F401  (tf_keras as keras before keras_retinanet is imported)
+    import detflow.lib.retinanet_compat  # noqa: F401  (tf_keras as keras before keras_retinanet is imported)
     from keras_retinanet.preprocessing.pascal_voc import PascalVocGenerator
 
     classes = json.loads((voc / "classes.json").read_text())

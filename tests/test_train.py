@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 
 from detflow import train as training
-from detflow.cli import InputError
+from detflow.lib.checkpoints import Progress
+from detflow.lib.cli import InputError
 
 from tensorboard.backend.event_processing import plugin_event_accumulator  # noqa: E402
 from tensorboard.util import tensor_util  # noqa: E402
-from training_fixtures import CLASSES, make_voc  # noqa: E402
+from training_fixtures import CLASSES, TINY_SETTINGS, make_voc, settings_options  # noqa: E402
 
 TINY = dict(backbone="mobilenet128_0.25", feature_size=16, steps=3, batch_size=2, learning_rate=1e-3,
             image_min_side=96, image_max_side=128, keep_best=1, seed=1)
@@ -30,7 +31,7 @@ SNAPSHOT = "mobilenet128_0.25_pascal_{:02d}.h5"
 
 
 def run_training(voc_dir, work, classes=tuple(CLASSES), **overrides):
-    settings = training.Settings(**{**TINY, **overrides})
+    settings = training.Settings(**{**TINY_SETTINGS, **TINY, **overrides})
     return training.train(voc_dir, work / "metrics.csv", work / "training.json", work / "snapshots",
                           work / "tensorboard", settings, classes=list(classes), device="CPU (test)")
 
@@ -154,7 +155,7 @@ def test_snapshots_keep_the_best_by_each_metric_and_the_last(trained):
 
 def test_progress_ranks_like_the_selection_stage(tmp_path):
     """Retention uses float32 values and ties to the earliest, exactly as best_snapshot does."""
-    progress = training.Progress(tmp_path, "resnet50", "fingerprint")
+    progress = Progress(tmp_path, "resnet50", "fingerprint")
     values = [(0.5, 2.0), (0.7, 1.0), (0.7, 1.0 + 1e-12), (0.2, 3.0), (0.1, 4.0)]  # 1 + 1e-12 is 1 in float32
     for step, (mean_ap, loss) in enumerate(values):
         name = progress.snapshot_path(step + 1).name
@@ -195,7 +196,7 @@ def test_more_epochs_continue_from_the_last_snapshot_with_its_optimizer_state(tr
 def test_changed_settings_start_clean_from_the_given_weights(trained, voc, tmp_path, caplog):
     work = copy_of(trained[0], tmp_path)
     weights = trained[0] / "snapshots" / SNAPSHOT.format(5)
-    with caplog.at_level("INFO", logger="detflow.train"):
+    with caplog.at_level("INFO", logger="detflow"):
         summary = run_training(voc, work, epochs=1, learning_rate=5e-4, weights=str(weights))
     assert "starting from scratch: the dataset, classes, settings or code changed" in caplog.text
     assert f"starting weights: {weights} (" in caplog.text
@@ -311,13 +312,23 @@ def test_command_line_error_is_one_line(voc, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "detflow.train", str(data), "--metrics", str(work / "metrics.csv"),
          "--summary", str(work / "training.json"), "--snapshots", str(work / "snapshots"),
-         "--tensorboard", str(work / "tensorboard"), "--classes", "grab,drop", "--backbone", "mobilenet128_0.25"],
+         "--tensorboard", str(work / "tensorboard"), "--classes", "grab,drop", *settings_options()],
         capture_output=True, text=True,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {data}/ImageSets/Main/train.txt: lists no images: the train split is empty")
     assert "Traceback" not in result.stderr
+
+
+def test_the_command_line_has_no_silent_defaults_for_settings(tmp_path):
+    """config.yaml is the one source of the settings: a missing one is named, never defaulted."""
+    options = settings_options()
+    at = options.index("--image-min-side")
+    result = subprocess.run(
+        [sys.executable, "-m", "detflow.train", str(tmp_path), "--metrics", "m.csv", "--summary", "t.json",
+         "--snapshots", "s", "--tensorboard", "tb", *options[:at], *options[at + 2:]], capture_output=True, text=True)
+    assert result.returncode == 2 and "the following arguments are required: --image-min-side" in result.stderr
 
 
 # ---------------------------------------------------------------- through Snakemake

@@ -11,9 +11,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detflow.pascal_voc import write_annotation
+from detflow.lib.pascal_voc import write_annotation
 
 CLASSES = {"grab": 0, "drop": 1}
+# Every training setting (config.yaml's train section; the stage has no defaults), for a tiny model.
+TINY_SETTINGS = dict(backbone="mobilenet128_0.25", weights="none", feature_size=16, epochs=2, steps=3, batch_size=2,
+                     learning_rate=1e-3, image_min_side=96, image_max_side=128, augment=False, freeze_backbone=False,
+                     patience=0, keep_best=1, seed=1, min_free_mb=500)
+
+
+def settings_options(**overrides):
+    """The training settings as the train stage's command-line options."""
+    options = []
+    for name, value in {**TINY_SETTINGS, **overrides}.items():
+        options += [f"--{name.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return options
 SKIN = (120, 160, 215)  # BGR
 
 

@@ -16,44 +16,15 @@ import argparse
 import json
 import logging
 import math
-import os
 import shutil
 from pathlib import Path
 
-from tensorboard.backend.event_processing import plugin_event_accumulator as event_accumulator
-from tensorboard.util import tensor_util
-
-from detflow.cli import InputError, run
-from detflow.selection import METRICS, ranked_steps
+from detflow.lib.cli import InputError, run
+from detflow.lib.files import replacing, write_atomically
+from detflow.lib.selection import METRICS, ranked_steps
+from detflow.lib.tensorboard_logs import read_scalars
 
 log = logging.getLogger(__name__)
-
-
-def read_scalars(tensorboard_run, tag):
-    """{step: value} of a scalar ``tag`` in a TensorBoard run folder, read with tensorboard's event reader.
-
-    A step written more than once counts with its last value (by wall time).
-    """
-    tensorboard_run = Path(tensorboard_run)
-    if not any(tensorboard_run.glob("events.out.tfevents.*")):
-        raise InputError(tensorboard_run, "holds no TensorBoard event files: has training run?")
-    # size guidance 0 keeps every event (the default samples 10 per tag).
-    accumulator = event_accumulator.EventAccumulator(
-        str(tensorboard_run), size_guidance={event_accumulator.TENSORS: 0}
-    )
-    accumulator.Reload()
-    tags = accumulator.Tags()["tensors"]
-    if tag not in tags:
-        shown = ", ".join(sorted(tags)) or "none"
-        raise InputError(tensorboard_run, f"no {tag!r} in the TensorBoard logs (tags found: {shown})")
-    latest = {}
-    for event in accumulator.Tensors(tag):
-        if event.step not in latest or event.wall_time >= latest[event.step][0]:
-            latest[event.step] = (event.wall_time, float(tensor_util.make_ndarray(event.tensor_proto)))
-    values = {step: value for step, (_, value) in sorted(latest.items())}
-    if not values:
-        raise InputError(tensorboard_run, f"{tag!r} has no values in the TensorBoard logs")
-    return values
 
 
 def read_metric(tensorboard_run, metric):
@@ -85,9 +56,8 @@ def select_best_snapshot(training_json, metric, best_json, best_snapshot):
         raise InputError(snapshot, f"is missing, but epoch {step + 1} is the best by {metric}")
     best_snapshot = Path(best_snapshot)
     best_snapshot.parent.mkdir(parents=True, exist_ok=True)
-    partial = best_snapshot.with_name(best_snapshot.name + ".partial")
-    shutil.copyfile(snapshot, partial)
-    os.replace(partial, best_snapshot)
+    with replacing(best_snapshot) as partial:
+        shutil.copyfile(snapshot, partial)
     best = {
         "metric": metric,
         "tag": METRICS[metric][0],
@@ -103,8 +73,9 @@ def select_best_snapshot(training_json, metric, best_json, best_snapshot):
         "classes": training["classes"],
         "image_min_side": training["settings"]["image_min_side"],
         "image_max_side": training["settings"]["image_max_side"],
+        "training_run": training.get("fingerprint"),  # absent from a training.json older than this field
     }
-    Path(best_json).write_text(json.dumps(best, indent=2) + "\n")
+    write_atomically(best_json, json.dumps(best, indent=2) + "\n")
     log.info("best epoch by %s: %d (%s = %.4f), snapshot %s", metric, step + 1, metric, values[step], snapshot)
     return best
 

@@ -3,15 +3,21 @@ with keras-retinanet's ``convert_model``, which appends box regression,
 clipping and detection filtering (NMS, score threshold, max detections) to the
 training model. Works for every backbone and FPN/head width: the snapshot
 carries its own architecture.
+
+The inference model carries its own description (:mod:`detflow.lib.model_card`),
+written into the file before it is renamed into place: backbone, FPN width,
+class names in label order and image sizes from ``best.json``, the training run
+and epoch it comes from, and the detection settings.
 """
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 
-from detflow import retinanet_compat as compat
-from detflow.cli import InputError, parse_bool, run
+from detflow.lib import retinanet_compat as compat
+from detflow.lib.cli import InputError, parse_bool, run
+from detflow.lib.files import replacing
+from detflow.lib.model_card import ModelCard, embed
 
 from keras_retinanet import models  # noqa: E402  (the compat module must come first)
 
@@ -31,6 +37,15 @@ def load_training_model(snapshot, backbone):
     return model
 
 
+def model_card(best, detection):
+    """The inference model's description, from best.json's account of the chosen snapshot."""
+    classes = sorted(best["classes"], key=best["classes"].get)
+    training = {key: best.get(key) for key in ("training_run", "epoch", "metric", "value", "snapshot")}
+    return ModelCard(backbone=best["backbone"], feature_size=best["feature_size"], classes=tuple(classes),
+                     image_min_side=best["image_min_side"], image_max_side=best["image_max_side"],
+                     training=training, detection=detection)
+
+
 def convert(snapshot, best_json, inference_model, nms=True, nms_threshold=0.5, score_threshold=0.05,
             max_detections=300):
     """Write ``inference_model`` (.h5) from the training ``snapshot`` described by ``best_json``."""
@@ -42,12 +57,14 @@ def convert(snapshot, best_json, inference_model, nms=True, nms_threshold=0.5, s
     inference = models.convert_model(
         model, nms=nms, nms_threshold=nms_threshold, score_threshold=score_threshold, max_detections=max_detections
     )
+    detection = {"nms": nms, "nms_threshold": nms_threshold, "score_threshold": score_threshold,
+                 "max_detections": max_detections}
     inference_model = Path(inference_model)
     inference_model.parent.mkdir(parents=True, exist_ok=True)
-    partial = inference_model.with_name(inference_model.name + ".partial")
-    # No optimizer or compile state: this model only predicts.
-    inference.save(partial, save_format="h5", include_optimizer=False)
-    os.replace(partial, inference_model)
+    with replacing(inference_model) as partial:
+        # No optimizer or compile state: this model only predicts.
+        inference.save(partial, save_format="h5", include_optimizer=False)
+        embed(partial, model_card(best, detection))
     log.info("inference model %s: %s backbone, FPN width %d, epoch %d, nms=%s (IoU %.2f), score >= %.2f, "
              "at most %d detections", inference_model, best["backbone"], width, best["epoch"], nms, nms_threshold,
              score_threshold, max_detections)

@@ -4,7 +4,7 @@ Pascal VOC tree (``JPEGImages/``, ``Annotations/``, ``classes.json``,
 
 The annotations are labelImg's folder, or another tool's Pascal VOC export
 (AnyLabeling, CVAT, Label Studio), as a folder or as the export's ``.zip``,
-read in place: :mod:`detflow.annotation_sources` says which files count and
+read in place: :mod:`detflow.lib.annotation_sources` says which files count and
 which are ignored (hidden files, macOS's ``._x.xml``), and how file names map
 to image ids (Label Studio's upload prefix included).
 
@@ -41,31 +41,29 @@ import json
 import logging
 import os
 import shutil
-import unicodedata
 from collections import Counter
 from pathlib import Path
 
 from PIL import Image
 
-from detflow.annotation_sources import image_id as annotation_image_id
-from detflow.annotation_sources import is_zip_source, list_annotations, read_annotations
-from detflow.cli import InputError, run
-from detflow.labelling import read_selection
-from detflow.pascal_voc import (
+from detflow.lib.annotation_sources import image_id as annotation_image_id
+from detflow.lib.annotation_sources import is_zip_source, list_annotations, read_annotations
+from detflow.lib.cli import InputError, run
+from detflow.lib.frame_lists import read_selection
+from detflow.lib.pascal_voc import (
     ERROR, WARNING, Annotation, Problem, condensed_problems, read_annotation_bytes, write_annotation,
 )
-from detflow.videos import video_id as safe_id
+from detflow.lib.media import video_id as safe_id
+from detflow.lib.voc_tree import IMAGES_DIR, VocTree, class_names, write_classes
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
-IMAGES_DIR = "JPEGImages"
-ANNOTATIONS_DIR = "Annotations"
 BOX_POLICY = {"clip": "clipped", "reject": "rejected"}
 
 
 def list_annotation_files(source):
-    """The annotation files of a folder or zip export (see :func:`detflow.annotation_sources.list_annotations`)."""
+    """The annotation files of a folder or zip export (see :func:`detflow.lib.annotation_sources.list_annotations`)."""
     return list_annotations(source).files
 
 
@@ -181,7 +179,7 @@ def _link_or_copy(source, target):
 def _prepare_output(output_dir, input_dirs):
     """Empty JPEGImages/ and Annotations/ under ``output_dir``, refusing to touch any input folder."""
     output_dir = Path(output_dir)
-    targets = [output_dir / IMAGES_DIR, output_dir / ANNOTATIONS_DIR]
+    targets = [VocTree(output_dir).images, VocTree(output_dir).annotations]
     for target in targets:
         resolved = target.resolve()
         for source in input_dirs:
@@ -253,6 +251,62 @@ def _ignored_note(ignored):
             "such as macOS's ._x.xml and .DS_Store) and unsafe or macOS-only zip members are not annotations")
 
 
+def _checked_classes(classes, classes_from):
+    classes = class_names(classes)
+    if classes_from == "config" and len(set(classes)) != len(classes):
+        twice = next(name for name, count in Counter(classes).items() if count > 1)
+        raise InputError("classes", f"{twice!r} is listed more than once; list each class once, in label-id order")
+    return classes
+
+
+def _listing(annotations_dir, labelimg_command):
+    """The annotation files of the folder or zip; InputError when it holds none."""
+    listing = list_annotations(annotations_dir)
+    if not listing.files:
+        hint = f" Label the chosen frames with: {labelimg_command}" if labelimg_command and not listing.is_zip else ""
+        place = "zip (looked for XML files under Annotations/, or anywhere)" if listing.is_zip else "folder"
+        raise InputError(annotations_dir, f"no annotation files (*.xml) in this {place}.{hint}")
+    return listing
+
+
+def _intake(listing, ids, images, table, out_dirs, *, accepted, boxes_outside, on_error):
+    """Check every annotation, write the usable ones into the tree and the image table; return
+    (problem records, boxes per class, files used, negatives)."""
+    duplicates = _duplicate_ids(ids)
+    records, boxes = [], Counter()
+    used = negatives = 0
+    with open(table, "w", newline="") as stream:
+        rows = csv.writer(stream)
+        for file, data, problem in read_annotations(listing):
+            image_id = ids[file]
+            objects, properties, problems = check_annotation(
+                _read(file, data, problem), file.member, image_id, images.get(image_id, []), accepted,
+                boxes_outside, duplicates.get(image_id, ()), images)
+            file_records = [_problem_record(file.where, problem) for problem in problems]
+            records.extend(file_records)
+            errors = [record for record in file_records if record["severity"] == ERROR]
+            if errors:
+                _refuse(file.where, errors, on_error)
+                continue
+            source = images[image_id][0]
+            _write_example(image_id, source, properties, objects, *out_dirs)
+            counts = Counter(item.name for item in objects)
+            boxes.update(counts)
+            used += 1
+            negatives += not counts
+            rows.writerow([image_id, source.parent.name, *properties[:2], json.dumps(counts), source, file.where])
+    return records, boxes, used, negatives
+
+
+def _notes(class_ids, boxes, used, listing):
+    notes = [f"class {name!r} has no boxes in any usable annotation" for name in class_ids if not boxes[name]]
+    if used and not boxes:
+        notes.append("no usable annotation has any box: nothing to train on")
+    if listing.ignored:
+        notes.append(_ignored_note(listing.ignored))
+    return notes
+
+
 def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_from="config", on_error="skip",
                   boxes_outside="clip", selections=(), labelimg_command=None):
     """Validate every annotation in ``annotations_dir`` and write the VOC tree to ``output_dir``.
@@ -264,56 +318,23 @@ def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_f
     Memory holds the file lists and the problems found, nothing per used
     file: the image table is streamed to disk.
     """
-    classes = [unicodedata.normalize("NFC", name) for name in classes]
-    if classes_from == "config" and len(set(classes)) != len(classes):
-        twice = next(name for name, count in Counter(classes).items() if count > 1)
-        raise InputError("classes", f"{twice!r} is listed more than once; list each class once, in label-id order")
+    classes = _checked_classes(classes, classes_from)
     output_dir = Path(output_dir)
-    listing = list_annotations(annotations_dir)
-    if not listing.files:
-        hint = f" Label the chosen frames with: {labelimg_command}" if labelimg_command and not listing.is_zip else ""
-        place = "zip (looked for XML files under Annotations/, or anywhere)" if listing.is_zip else "folder"
-        raise InputError(annotations_dir, f"no annotation files (*.xml) in this {place}.{hint}")
+    listing = _listing(annotations_dir, labelimg_command)
     images = index_images(image_dirs)
-    images_out, annotations_out = _prepare_output(output_dir, [annotations_dir, *image_dirs])
+    out_dirs = _prepare_output(output_dir, [annotations_dir, *image_dirs])
     ids = {file: annotation_image_id(file.name, images) for file in listing.files}
-    duplicates = _duplicate_ids(ids)
-    accepted = None if classes_from == "annotations" else list(classes)
-    records, boxes = [], Counter()
     table = output_dir / "images.partial.csv"
-    used = negatives = 0
     try:
-        with open(table, "w", newline="") as stream:
-            rows = csv.writer(stream)
-            for file, data, problem in read_annotations(listing):
-                image_id = ids[file]
-                objects, properties, problems = check_annotation(
-                    _read(file, data, problem), file.member, image_id, images.get(image_id, []), accepted,
-                    boxes_outside, duplicates.get(image_id, ()), images)
-                file_records = [_problem_record(file.where, problem) for problem in problems]
-                records.extend(file_records)
-                errors = [record for record in file_records if record["severity"] == ERROR]
-                if errors:
-                    _refuse(file.where, errors, on_error)
-                    continue
-                source = images[image_id][0]
-                _write_example(image_id, source, properties, objects, images_out, annotations_out)
-                counts = Counter(item.name for item in objects)
-                boxes.update(counts)
-                used += 1
-                negatives += not counts
-                rows.writerow([image_id, source.parent.name, *properties[:2], json.dumps(counts), source, file.where])
+        records, boxes, used, negatives = _intake(
+            listing, ids, images, table, out_dirs, accepted=None if classes_from == "annotations" else list(classes),
+            boxes_outside=boxes_outside, on_error=on_error)
     except InputError:
         table.unlink()
         raise
     records.extend(missing_annotations(selections, set(ids.values()), annotations_dir, labelimg_command))
     names = sorted(boxes) if classes_from == "annotations" else list(classes)
     class_ids = {name: label for label, name in enumerate(names)}
-    notes = [f"class {name!r} has no boxes in any usable annotation" for name in class_ids if not boxes[name]]
-    if used and not boxes:
-        notes.append("no usable annotation has any box: nothing to train on")
-    if listing.ignored:
-        notes.append(_ignored_note(listing.ignored))
     summary = {
         "annotations_dir": str(annotations_dir),
         "image_dirs": [str(directory) for directory in image_dirs],
@@ -325,7 +346,7 @@ def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_f
         "negatives": negatives,
         "boxes": {name: boxes[name] for name in class_ids},
         "not_yet_labelled": sum(1 for record in records if record["code"] == "annotation_missing"),
-        "notes": notes,
+        "notes": _notes(class_ids, boxes, used, listing),
         "ignored": [{"file": where, "reason": reason} for where, reason in listing.ignored],
         "problems": records,
     }
@@ -339,7 +360,7 @@ def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_f
 
 def _write_outputs(output_dir, table, class_ids, summary):
     """classes.json, images.csv (the streamed table with a column per class), validation.json and .txt."""
-    (output_dir / "classes.json").write_text(json.dumps(class_ids, indent=2, ensure_ascii=False) + "\n")
+    write_classes(VocTree(output_dir).classes_file, class_ids)
     with open(table, newline="") as source, open(output_dir / "images.csv", "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["image_id", "group", "width", "height", "boxes", *(f"boxes_{name}" for name in class_ids),

@@ -13,9 +13,9 @@ the same videos and the same boxes.
 Ground truth is one CSV row per visible hand per frame,
 ``frame_index,class,xmin,ymin,xmax,ymax``, in 0-based pixel indices of the
 first and last hand pixel (inclusive), tight around the drawn hand (sleeve
-excluded) and clipped to the frame. :func:`write_demo_labels` turns the rows
-of the frames chosen for labelling into labelImg-style Pascal VOC files, so
-the demo's labels take the path a person's labels take.
+excluded) and clipped to the frame (:mod:`detflow.lib.gesture_truth`). The
+demo's labeller, :mod:`detflow.demo_labels`, turns the rows of the frames
+chosen for labelling into labelImg-style Pascal VOC files.
 """
 import argparse
 import csv
@@ -26,13 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detflow.cli import InputError, run
-from detflow.labelling import read_selection
-from detflow.pascal_voc import write_annotation
+from detflow.lib.cli import InputError, run
+from detflow.lib.gesture_truth import TRUTH_COLUMNS
 
 log = logging.getLogger(__name__)
 
-TRUTH_COLUMNS = ("frame_index", "class", "xmin", "ymin", "xmax", "ymax")
 
 # Which fingers are stretched out: thumb, index, middle, ring, little.
 POSES = {
@@ -478,53 +476,6 @@ def generate_video(video_path, truth_path, *, index, seed, seconds, fps, width, 
     return boxes
 
 
-def read_truth(path):
-    """Ground-truth boxes of a demo video: {frame_index: [(class, xmin, ymin, xmax, ymax)]}."""
-    boxes = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            box = tuple(int(row[key]) for key in ("xmin", "ymin", "xmax", "ymax"))
-            boxes.setdefault(int(row["frame_index"]), []).append((row["class"], *box))
-    return boxes
-
-
-def write_demo_labels(selections, truths, frame_dirs, out_dir):
-    """labelImg-style VOC XML (``<frame stem>.xml``) with the true boxes of every frame chosen for labelling.
-
-    ``selections``, ``truths`` and ``frame_dirs`` are per-video lists in the same order.
-    Returns the number of files written.
-    """
-    if not len(selections) == len(truths) == len(frame_dirs):
-        raise InputError(out_dir, "give one truth CSV and one frame folder per selection")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = 0
-    for selection, truth, frame_dir in zip(selections, truths, frame_dirs):
-        if not Path(selection).stem == Path(truth).stem == Path(frame_dir).name:
-            raise InputError(selection, f"does not belong to the same video as {truth} and {frame_dir}")
-        boxes = read_truth(truth)
-        for frame_index, file_name in read_selection(selection):
-            image = cv2.imread(str(Path(frame_dir) / file_name))
-            if image is None:
-                raise InputError(Path(frame_dir) / file_name, "frame chosen for labelling is missing or unreadable")
-            height, width = image.shape[:2]
-            objects = [
-                {
-                    "name": label,
-                    # VOC counts pixels from 1.
-                    "xmin": xmin + 1, "ymin": ymin + 1, "xmax": xmax + 1, "ymax": ymax + 1,
-                    "truncated": int(xmin == 0 or ymin == 0 or xmax == width - 1 or ymax == height - 1),
-                    "difficult": 0,
-                }
-                for label, xmin, ymin, xmax, ymax in boxes.get(frame_index, [])
-            ]
-            write_annotation(out_dir / f"{Path(file_name).stem}.xml", filename=file_name,
-                             width=width, height=height, objects=objects)
-            written += 1
-    log.info("%d demo annotation files in %s", written, out_dir)
-    return written
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m detflow.demo", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -538,17 +489,9 @@ def main(argv=None):
     video.add_argument("--width", type=int, required=True)
     video.add_argument("--height", type=int, required=True)
     video.add_argument("--classes", required=True, help="comma-separated class names")
-    labels = commands.add_parser("labels", help="write VOC XML for the frames chosen for labelling")
-    labels.add_argument("out_dir", help="output folder of XML files")
-    labels.add_argument("--selections", nargs="+", required=True, help="per-video selection CSVs")
-    labels.add_argument("--truths", nargs="+", required=True, help="per-video ground-truth CSVs, same order")
-    labels.add_argument("--frame-dirs", nargs="+", required=True, help="per-video frame folders, same order")
     args = parser.parse_args(argv)
-    if args.command == "video":
-        generate_video(args.video, args.truth, index=args.index, seed=args.seed, seconds=args.seconds, fps=args.fps,
-                       width=args.width, height=args.height, classes=args.classes.split(","))
-    else:
-        write_demo_labels(args.selections, args.truths, args.frame_dirs, args.out_dir)
+    generate_video(args.video, args.truth, index=args.index, seed=args.seed, seconds=args.seconds, fps=args.fps,
+                   width=args.width, height=args.height, classes=args.classes.split(","))
 
 
 if __name__ == "__main__":

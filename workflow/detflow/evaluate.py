@@ -22,13 +22,15 @@ import argparse
 import csv
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 
-from detflow import predict
-from detflow import retinanet_compat as compat
-from detflow.cli import InputError, run
+from detflow.lib import retinanet_compat as compat
+from detflow.lib.cli import InputError, run
+from detflow.lib.files import replacing, write_atomically
+from detflow.lib.inference import Unreadable, add_model_options, model_from_options, read_images
+from detflow.lib.model_card import check_classes
+from detflow.lib.voc_tree import VocTree, read_classes
 
 from keras_retinanet.preprocessing.pascal_voc import PascalVocGenerator  # noqa: E402  (after the compat module)
 from keras_retinanet.utils import eval as retinanet_eval  # noqa: E402
@@ -56,54 +58,51 @@ class ReadableVocGenerator(PascalVocGenerator):
         self._image_names = [name for name in names if name not in self._unreadable]
 
 
-def unreadable_images(voc_dir, image_ids):
+def unreadable_images(tree, image_ids):
     """[{image, file, reason}] for the images of ``image_ids`` that cannot be read."""
-    paths = ((image_id, Path(voc_dir) / "JPEGImages" / f"{image_id}.jpg") for image_id in image_ids)
+    paths = ((image_id, tree.image(image_id)) for image_id in image_ids)
     return [{"image": image_id, "file": image.file, "reason": image.reason}
-            for image_id, image in predict.read_images(paths) if isinstance(image, predict.Unreadable)]
+            for image_id, image in read_images(paths) if isinstance(image, Unreadable)]
 
 
-def evaluate_split(model, voc_dir, split, classes, *, backbone_name, image_min_side, image_max_side,
-                   iou_threshold=0.5, score_threshold=0.05, max_detections=100):
-    """Metrics of ``model`` on a split: (metrics dict, {class name: (recall, precision)})."""
-    image_ids = predict.split_image_ids(voc_dir, split)
-    unreadable = unreadable_images(voc_dir, image_ids)
+def _library_evaluation(model, card, tree, split, unreadable, iou_threshold, score_threshold, max_detections):
+    """keras-retinanet's evaluation of the readable images of a split: ({class: (AP, boxes)},
+    {class: (recall, precision)}, seconds per image)."""
+    generator = ReadableVocGenerator(
+        str(tree.root), split, classes=card.class_map, unreadable=[item["image"] for item in unreadable],
+        image_min_side=card.image_min_side, image_max_side=card.image_max_side,
+        preprocess_image=compat.backbone(card.backbone).preprocess_image, shuffle_groups=False,
+    )
+    with compat.recorded_pr_curves() as recorded:
+        average_precisions, seconds_per_image = retinanet_eval.evaluate(
+            generator, model, iou_threshold=iou_threshold, score_threshold=score_threshold,
+            max_detections=max_detections,
+        )
+    with_boxes = [label for label in sorted(average_precisions) if average_precisions[label][1] > 0]
+    if len(recorded) != len(with_boxes) or any(
+            not np.isclose(recorded[i][2], average_precisions[label][0]) for i, label in enumerate(with_boxes)):
+        raise RuntimeError("the recorded precision-recall curves do not match keras-retinanet's APs")
+    curves = {generator.label_to_name(label): (recall, precision)
+              for (recall, precision, _), label in zip(recorded, with_boxes)}
+    results = {generator.label_to_name(label): value for label, value in average_precisions.items()}
+    return results, curves, seconds_per_image
+
+
+def evaluate_split(model, card, voc_dir, split, *, iou_threshold=0.5, score_threshold=0.05, max_detections=100):
+    """Metrics of ``model`` (described by ``card``) on a split: (metrics dict, {class name: (recall, precision)})."""
+    tree = VocTree(voc_dir)
+    check_classes(card, "the model", read_classes(tree.classes_file), f"the dataset ({tree.classes_file})")
+    image_ids = tree.split_image_ids(split)
+    unreadable = unreadable_images(tree, image_ids)
     readable = len(image_ids) - len(unreadable)
     if image_ids and not readable:
-        raise InputError(Path(voc_dir) / "JPEGImages", f"none of the {len(image_ids)} images of the {split} split can "
-                                                       f"be read, e.g. {unreadable[0]['file']}: {unreadable[0]['reason']}")
-    names = sorted(classes, key=classes.get)
+        raise InputError(tree.images, f"none of the {len(image_ids)} images of the {split} split can "
+                                      f"be read, e.g. {unreadable[0]['file']}: {unreadable[0]['reason']}")
     results, curves, seconds_per_image = {}, {}, None
     if readable:
-        generator = ReadableVocGenerator(
-            str(voc_dir), split, classes=classes, unreadable=[item["image"] for item in unreadable],
-            image_min_side=image_min_side, image_max_side=image_max_side,
-            preprocess_image=compat.backbone(backbone_name).preprocess_image, shuffle_groups=False,
-        )
-        with compat.recorded_pr_curves() as recorded:
-            average_precisions, seconds_per_image = retinanet_eval.evaluate(
-                generator, model, iou_threshold=iou_threshold, score_threshold=score_threshold,
-                max_detections=max_detections,
-            )
-        with_boxes = [label for label in sorted(average_precisions) if average_precisions[label][1] > 0]
-        if len(recorded) != len(with_boxes) or any(
-                not np.isclose(recorded[i][2], average_precisions[label][0]) for i, label in enumerate(with_boxes)):
-            raise RuntimeError("the recorded precision-recall curves do not match keras-retinanet's APs")
-        for (recall, precision, _), label in zip(recorded, with_boxes):
-            curves[generator.label_to_name(label)] = (recall, precision)
-        results = {generator.label_to_name(label): value for label, value in average_precisions.items()}
-    per_class = []
-    for name in names:
-        boxes = int(results[name][1]) if name in results else 0
-        recall, precision = curves.get(name, (np.zeros(0), np.zeros(0)))
-        per_class.append({
-            "class": name,
-            "label": classes[name],
-            "boxes": boxes,
-            "detections": int(len(recall)) if boxes else None,
-            "average_precision": float(results[name][0]) if boxes else None,
-            "max_recall": float(recall[-1]) if len(recall) else (0.0 if boxes else None),
-        })
+        results, curves, seconds_per_image = _library_evaluation(
+            model, card, tree, split, unreadable, iou_threshold, score_threshold, max_detections)
+    per_class = _per_class(card, results, curves)
     scored = [item for item in per_class if item["average_precision"] is not None]
     total_boxes = sum(item["boxes"] for item in scored)
     metrics = {
@@ -126,6 +125,23 @@ def evaluate_split(model, voc_dir, split, classes, *, backbone_name, image_min_s
     return metrics, curves
 
 
+def _per_class(card, results, curves):
+    """Each class's entry of the metrics: boxes, detections, AP and highest recall (None without boxes)."""
+    per_class = []
+    for label, name in enumerate(card.classes):
+        boxes = int(results[name][1]) if name in results else 0
+        recall, precision = curves.get(name, (np.zeros(0), np.zeros(0)))
+        per_class.append({
+            "class": name,
+            "label": label,
+            "boxes": boxes,
+            "detections": int(len(recall)) if boxes else None,
+            "average_precision": float(results[name][0]) if boxes else None,
+            "max_recall": float(recall[-1]) if len(recall) else (0.0 if boxes else None),
+        })
+    return per_class
+
+
 def _notes(split, image_ids, readable, per_class, score_threshold):
     if not image_ids:
         return [f"the {split} split lists no images: nothing to evaluate"]
@@ -143,8 +159,8 @@ def _notes(split, image_ids, readable, per_class, score_threshold):
 
 
 def write_metrics(metrics, json_path, csv_path):
-    Path(json_path).write_text(json.dumps(metrics, indent=2) + "\n")
-    with open(csv_path, "w", newline="") as stream:
+    write_atomically(json_path, json.dumps(metrics, indent=2) + "\n")
+    with replacing(csv_path) as partial, open(partial, "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(CSV_COLUMNS)
         for item in metrics["classes"]:
@@ -201,14 +217,11 @@ def main(argv=None):
     parser.add_argument("--iou-threshold", type=float, default=0.5, help="IoU for a detection to match a box")
     parser.add_argument("--score-threshold", type=float, default=0.05, help="lowest detection score evaluated")
     parser.add_argument("--max-detections", type=int, default=100, help="most detections per image evaluated")
-    predict.add_model_options(parser)
+    add_model_options(parser)
     args = parser.parse_args(argv)
-    classes, model = predict.model_from_options(args)
-    metrics, curves = evaluate_split(
-        model, args.voc_dir, args.split, classes, backbone_name=args.backbone, image_min_side=args.image_min_side,
-        image_max_side=args.image_max_side, iou_threshold=args.iou_threshold, score_threshold=args.score_threshold,
-        max_detections=args.max_detections,
-    )
+    card, model = model_from_options(args)
+    metrics, curves = evaluate_split(model, card, args.voc_dir, args.split, iou_threshold=args.iou_threshold,
+                                     score_threshold=args.score_threshold, max_detections=args.max_detections)
     write_metrics(metrics, args.metrics_json, args.metrics_csv)
     plot_pr_curves(metrics, curves, args.pr_curves)
     for note in metrics["notes"]:

@@ -31,54 +31,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detflow.cli import InputError, parse_bool, parse_optional, run
-from detflow.videos import video_id
+from detflow.lib.cli import InputError, parse_bool, parse_optional, run
+from detflow.lib.frame_lists import MANIFEST_COLUMNS
+from detflow.lib.media import declared_frame_count, ended_early, open_video, single_video, video_id
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = ("frame_index", "timestamp_s", "file", "kept", "reason")
 THUMBNAIL_WIDTH = 64
-# A container's declared frame count may be an estimate (duration x frame rate):
-# decoding may end this many frames (or this fraction) short of it without the
-# file being called truncated.
-COUNT_TOLERANCE_FRAMES = 2
-COUNT_TOLERANCE_FRACTION = 0.02
 
 
 def frame_file_name(video, frame_index):
     return f"{video}_{frame_index:06d}.jpg"
-
-
-def single_video(videos):
-    """The one file of a video id; two files with the same id (clip.mp4 and clip.avi, or a b.mp4 and a_b.mp4)
-    are refused."""
-    videos = [Path(video) for video in videos]
-    if len(videos) > 1:
-        others = ", ".join(str(video) for video in videos[1:])
-        how = ("has the same name apart from its extension" if len({video.stem for video in videos}) == 1
-               else "has a name that differs only in characters that video names replace with '_'")
-        raise InputError(videos[0], f"{others} {how} (both would be video '{video_id(videos[0])}'); "
-                                    "rename or remove one of them")
-    return videos[0]
-
-
-def open_video(path, threads=0):
-    """An opened cv2.VideoCapture, or InputError saying why ``path`` is not a readable video."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "video file not found")
-    if path.stat().st_size == 0:
-        raise InputError(path, "empty file (0 bytes), not a video")
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
-    if not capture.isOpened():
-        raise InputError(path, "not a video OpenCV can read (not a video file, or a corrupt, truncated or zero-frame one)")
-    return capture
-
-
-def declared_frame_count(capture):
-    """The frame count the container declares, or None where it gives no usable one."""
-    count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-    return int(count) if 0 < count < 1e9 else None
 
 
 class FrameSampler:
@@ -117,6 +80,56 @@ def _write_jpeg(path, image, quality):
     path.write_bytes(data)
 
 
+class DuplicateFilter:
+    """Recognises a frame that barely differs from the last kept one (mean grey-level difference of thumbnails)."""
+
+    def __init__(self, threshold):
+        self.threshold = threshold
+        self.previous = None  # (frame index, thumbnail) of the last kept frame
+
+    def reason_to_skip(self, frame_index, image):
+        """Why the frame is a near-duplicate, or None (then it becomes the last kept frame)."""
+        small = thumbnail(image)
+        if self.previous is not None:
+            difference = float(np.mean(np.abs(small - self.previous[1])))
+            if difference < self.threshold:
+                return (f"near-duplicate of frame {self.previous[0]} "
+                        f"(mean difference {difference:.2f} < {self.threshold:g})")
+        self.previous = (frame_index, small)
+        return None
+
+
+def _select_and_write(capture, sampler, duplicates, out_dir, name, written, *, max_frames, jpeg_quality, threads):
+    """Decode the video, write the selected frames (appended to ``written`` as they go); return
+    (manifest rows, frames decoded, whether selection stopped before the end)."""
+    rows, pending, frame_index, stopped_early = [], deque(), -1, False
+    with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
+        while capture.grab():
+            frame_index += 1
+            timestamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if sampler.past_end(timestamp) or (max_frames is not None and len(written) >= max_frames):
+                stopped_early = True
+                break
+            if not sampler.selects(frame_index, timestamp):
+                continue
+            ok, image = capture.retrieve()
+            if not ok:
+                break
+            reason = duplicates.reason_to_skip(frame_index, image) if duplicates else None
+            if reason:
+                rows.append((frame_index, f"{timestamp:.3f}", "", "false", reason))
+                continue
+            path = out_dir / frame_file_name(name, frame_index)
+            pending.append(pool.submit(_write_jpeg, path, image, jpeg_quality))
+            written.append(path)
+            rows.append((frame_index, f"{timestamp:.3f}", path.name, "true", ""))
+            while len(pending) > 2 * max(threads, 1):  # bound the frames held in memory
+                pending.popleft().result()
+        for job in pending:  # raises a failed write here
+            job.result()
+    return rows, frame_index + 1, stopped_early
+
+
 def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=0.0, end_s=None, max_frames=None,
                    skip_duplicates=False, duplicate_threshold=1.5, jpeg_quality=95, threads=2):
     """Write the selected frames of a video as JPEGs into ``out_dir`` and its manifest CSV.
@@ -126,53 +139,23 @@ def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=
     empty or truncated video, or a time range holding no frame.
     """
     video = single_video(videos)
-    name = video_id(video)
     out_dir, manifest = Path(out_dir), Path(manifest)
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise InputError(out_dir, "output folder is not empty; remove it or choose another one")
     capture = open_video(video, threads)
     sampler = FrameSampler(every_nth=every_nth, fps=fps, start_s=start_s, end_s=end_s)
+    duplicates = DuplicateFilter(duplicate_threshold) if skip_duplicates else None
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, written, pending = [], [], deque()
-    previous = None  # (frame index, thumbnail) of the last kept frame
-    frame_index, stopped_early = -1, False
+    written = []
     try:
-        with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
-            while capture.grab():
-                frame_index += 1
-                timestamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                if sampler.past_end(timestamp) or (max_frames is not None and len(written) >= max_frames):
-                    stopped_early = True
-                    break
-                if not sampler.selects(frame_index, timestamp):
-                    continue
-                ok, image = capture.retrieve()
-                if not ok:
-                    break
-                if skip_duplicates:
-                    small = thumbnail(image)
-                    if previous is not None:
-                        difference = float(np.mean(np.abs(small - previous[1])))
-                        if difference < duplicate_threshold:
-                            reason = (f"near-duplicate of frame {previous[0]} "
-                                      f"(mean difference {difference:.2f} < {duplicate_threshold:g})")
-                            rows.append((frame_index, f"{timestamp:.3f}", "", "false", reason))
-                            continue
-                    previous = (frame_index, small)
-                path = out_dir / frame_file_name(name, frame_index)
-                pending.append(pool.submit(_write_jpeg, path, image, jpeg_quality))
-                written.append(path)
-                rows.append((frame_index, f"{timestamp:.3f}", path.name, "true", ""))
-                while len(pending) > 2 * max(threads, 1):  # bound the frames held in memory
-                    pending.popleft().result()
-            for job in pending:
-                job.result()
-        _check_complete(video, capture, frame_index + 1, stopped_early)
+        rows, decoded, stopped_early = _select_and_write(
+            capture, sampler, duplicates, out_dir, video_id(video), written, max_frames=max_frames,
+            jpeg_quality=jpeg_quality, threads=threads)
+        _check_complete(video, capture, decoded, stopped_early)
         if not written:
             until = "the end" if end_s is None else f"end_s={end_s:g} s"
-            raise InputError(video, f"no frame between start_s={start_s:g} s and {until} "
-                                    f"({frame_index + 1} frames decoded)")
+            raise InputError(video, f"no frame between start_s={start_s:g} s and {until} ({decoded} frames decoded)")
         manifest.parent.mkdir(parents=True, exist_ok=True)
         with open(manifest, "w", newline="") as handle:
             table = csv.writer(handle)
@@ -187,14 +170,8 @@ def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=
     finally:
         capture.release()
     log.info("%s: decoded %d frames, selected %d, kept %d (%d near-duplicates) in %s",
-             video, frame_index + 1, len(rows), len(written), len(rows) - len(written), out_dir)
+             video, decoded, len(rows), len(written), len(rows) - len(written), out_dir)
     return len(written)
-
-
-def ended_early(declared, decoded):
-    """Whether decoding stopped clearly before the frame count the container declares
-    (declared counts are estimates in some containers, hence the tolerance)."""
-    return declared is not None and decoded < declared - max(COUNT_TOLERANCE_FRAMES, COUNT_TOLERANCE_FRACTION * declared)
 
 
 def _check_complete(video, capture, decoded, stopped_early):

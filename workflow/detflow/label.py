@@ -2,7 +2,7 @@
 from the model's drafts to a person's labels.
 
 ``python -m detflow.label`` opens labelImg 1.8.6 (adapted to this Python by
-:mod:`detflow.labelimg_compat`) on ``results/labelling/images`` with the
+:mod:`detflow.lib.labelimg_compat`) on ``results/labelling/images`` with the
 classes of ``results/labelling/classes.txt``, saving Pascal VOC files into
 ``annotations.dir`` of ``config.yaml``; ``--images``, ``--classes`` and
 ``--save-dir`` override each. Before the window opens it checks what would
@@ -31,11 +31,12 @@ from pathlib import Path
 
 import yaml
 
-from detflow.annotation_sources import is_zip_source, labelled_image_ids
-from detflow.cli import InputError, run
-from detflow.config import validate_config
-from detflow.pascal_voc import read_annotation
-from detflow.videos import video_id as safe_id
+from detflow.lib.annotation_sources import is_zip_source, labelled_image_ids
+from detflow.lib.cli import InputError, run
+from detflow.lib.config import validate_config
+from detflow.lib.files import creating
+from detflow.lib.pascal_voc import read_annotation
+from detflow.lib.media import video_id as safe_id
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def check_display(environ=os.environ):
         if local and not Path(f"/tmp/.X11-unix/X{local.group(1)}").exists():
             raise InputError("DISPLAY", f"is {display}, but no X server listens there (no /tmp/.X11-unix/"
                                         f"X{local.group(1)}); start one or set DISPLAY to yours")
-    from detflow import labelimg_compat
+    from detflow.lib import labelimg_compat
 
     missing = labelimg_compat.missing_qt_library()
     if missing:
@@ -143,9 +144,17 @@ def check_display(environ=os.environ):
                                f"Debian/Ubuntu: sudo apt-get install {' '.join(labelimg_compat.QT_SYSTEM_PACKAGES)}")
 
 
+def image_ids(images_dir):
+    """Ids of the images in the labelling folder (none when it does not exist)."""
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        return set()
+    return {safe_id(path) for path in images_dir.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES}
+
+
 def drafts_without_images(drafts_dir, images_dir):
     """Names of the drafts whose image is not in the labelling folder."""
-    images = {safe_id(path) for path in Path(images_dir).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES}
+    images = image_ids(images_dir)
     return [path.name for path in draft_files(drafts_dir) if safe_id(path) not in images]
 
 
@@ -160,7 +169,7 @@ def draft_files(drafts_dir):
 
 def open_labelimg(images_dir, classes_file, save_dir):
     """Run labelImg's window until it is closed; return its exit status."""
-    from detflow import labelimg_compat
+    from detflow.lib import labelimg_compat
 
     labelimg_compat.adapt()
     labelimg_compat.keep_running_on_errors()
@@ -193,8 +202,7 @@ def accept(drafts_dir, save_dir, images_dir):
     """Copy reviewed drafts into ``save_dir`` without replacing any file; return (copied, [(name, reason)] left)."""
     check_writable(save_dir)
     labelled = labelled_image_ids(save_dir)
-    images = {safe_id(path) for path in Path(images_dir).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES} \
-        if Path(images_dir).is_dir() else set()
+    images = image_ids(images_dir)
     copied, left = [], []
     for draft in draft_files(drafts_dir):
         image_id = safe_id(draft)
@@ -209,8 +217,8 @@ def accept(drafts_dir, save_dir, images_dir):
             left.append((draft.name, f"not reviewed yet: {VERIFY_HINT}"))
         else:
             try:
-                with open(draft, "rb") as source, open(Path(save_dir) / draft.name, "xb") as target:
-                    shutil.copyfileobj(source, target)
+                with creating(Path(save_dir) / draft.name) as partial:
+                    shutil.copyfile(draft, partial)
             except FileExistsError:
                 left.append((draft.name, f"{save_dir} already has {draft.name}; it is never replaced"))
                 continue

@@ -74,11 +74,12 @@ from xml.etree import ElementTree
 
 from PIL import Image
 
-from detflow.annotation_sources import labelled_image_ids
-from detflow.cli import InputError, run
-from detflow.labelling import read_selection
-from detflow.pascal_voc import write_annotation
-from detflow.videos import video_id as safe_id
+from detflow.lib.annotation_sources import labelled_image_ids
+from detflow.lib.cli import InputError, run
+from detflow.lib.files import creating, write_atomically
+from detflow.lib.frame_lists import read_selection
+from detflow.lib.pascal_voc import write_annotation
+from detflow.lib.media import video_id as safe_id
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +171,12 @@ def model_version(model_path):
 
 def draft_predictions(detector, frames, classes, version, batch_size=8):
     """{image id: Label Studio prediction} for the frames on which the model finds boxes."""
-    from detflow import predict  # TensorFlow: only for drafts
+    from detflow.lib import inference  # TensorFlow: only for drafts
 
     predictions = {}
-    for image_id, image, detections in predict.detect_images(detector, [(f.image_id, f.path) for f in frames],
-                                                             batch_size):
-        if isinstance(image, predict.Unreadable):
+    for image_id, image, detections in inference.detect_images(detector, [(f.image_id, f.path) for f in frames],
+                                                               batch_size):
+        if isinstance(image, inference.Unreadable):
             continue  # reported by detect_images; the task stays, without a draft
         height, width = image.shape[:2]
         results = [result for index, detection in enumerate(detections, 1)
@@ -208,9 +209,7 @@ def _write_text(path, text):
     """Write ``path`` whole or not at all."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    write_atomically(path, text)
 
 
 def write_tasks(path, tasks):
@@ -384,16 +383,13 @@ def import_export(export, images_dir, out_dir, classes):
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     written = []
     for target, (frame, (width, height, depth), objects) in files.items():
-        partial = target.with_name(target.name + ".partial")
-        write_annotation(partial, filename=frame.name, width=width, height=height, depth=depth, objects=objects,
-                         image_path=str(frame.resolve()))
         try:
-            os.link(partial, target)  # fails where a file appeared meanwhile: never replace one
+            with creating(target) as partial:
+                write_annotation(partial, filename=frame.name, width=width, height=height, depth=depth,
+                                 objects=objects, image_path=str(frame.resolve()))
         except FileExistsError:
             left.append(f"{frame.name}: {target} appeared meanwhile and is never replaced")
             continue
-        finally:
-            partial.unlink()
         boxes = f"{len(objects)} box{'es' if len(objects) > 1 else ''}" if objects else "no box: a negative"
         written.append(f"{target} ({boxes})")
     return Outcome(written, left)
@@ -539,9 +535,9 @@ def _add_server(parser):
 
 def _detector(args):
     """The model of the tasks command's model options, loaded and checked as the prediction stages do."""
-    from detflow import predict  # TensorFlow: only for drafts
+    from detflow.lib import inference  # TensorFlow: only for drafts
 
-    return predict.detector_from_options(argparse.Namespace(
+    return inference.detector_from_options(argparse.Namespace(
         model=args.model, classes=args.model_classes, backbone=args.backbone, feature_size=args.feature_size,
         image_min_side=args.image_min_side, image_max_side=args.image_max_side, threads=args.threads,
         score_threshold=args.score_threshold))
@@ -560,10 +556,7 @@ def tasks_command(args):
     log.info("%d tasks (chosen frames not labelled yet%s) in %s", len(frames), drafts, args.tasks_out)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m detflow.label_studio", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _tasks_parser(commands):
     tasks = commands.add_parser("tasks", help="the labelling configuration and the tasks of the frames to label")
     tasks.add_argument("--selections", nargs="+", required=True, help="per-video CSVs of the frames chosen for labelling")
     tasks.add_argument("--images-dir", required=True, help="the labelling folder (results/labelling/images)")
@@ -575,20 +568,24 @@ def main(argv=None):
     tasks.add_argument("--model", help="the inference model (.h5): add its boxes as predictions")
     tasks.add_argument("--score-threshold", type=float, default=0.5, help="lowest score of a predicted box")
     tasks.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
-    model = tasks.add_argument_group("the model (with --model)")
-    model.add_argument("--model-classes", dest="model_classes", help="classes.json of the model's dataset")
+    model = tasks.add_argument_group("the model (with --model; it describes itself, these are checked against it)")
+    model.add_argument("--model-classes", dest="model_classes", help="classes.json of a dataset the model must fit")
     model.add_argument("--backbone", help="the model's keras-retinanet backbone")
     model.add_argument("--feature-size", type=int, help="FPN and head width")
-    model.add_argument("--image-min-side", type=int, help="images are resized to this shorter side ...")
-    model.add_argument("--image-max-side", type=int, help="... and at most this longer side")
+    model.add_argument("--image-min-side", type=int, help="shorter image side the model was trained with")
+    model.add_argument("--image-max-side", type=int, help="longer image side the model was trained with")
     model.add_argument("--threads", type=int, default=None, help="CPU threads for TensorFlow (default: all)")
 
+
+def _import_parser(commands):
     imports = commands.add_parser("import", help="Label Studio's JSON export as Pascal VOC files")
     imports.add_argument("export", help="the export (Label Studio's \"JSON\" format)")
     imports.add_argument("--images", required=True, help="the labelling folder the tasks show (results/labelling/images)")
     imports.add_argument("--out", required=True, help="folder for the VOC files (e.g. your annotations folder)")
     _add_classes(imports)
 
+
+def _server_parsers(commands):
     pushes = commands.add_parser("push", help="create the project, its storage, and import the tasks")
     pushes.add_argument("tasks", help="tasks JSON (results/label_studio/tasks.json or tasks_with_drafts.json)")
     pushes.add_argument("--config", default="results/label_studio/config.xml", help="labelling configuration XML")
@@ -602,12 +599,15 @@ def main(argv=None):
     pulls.add_argument("--project", type=int, help="project id (instead of the title)")
     _add_server(pulls)
 
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m detflow.label_studio", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _tasks_parser(commands)
+    _import_parser(commands)
+    _server_parsers(commands)
     args = parser.parse_args(argv)
     if args.command == "tasks":
-        needed = ("model_classes", "backbone", "feature_size", "image_min_side", "image_max_side")
-        missing = [f"--{name.replace('_', '-')}" for name in needed if getattr(args, name) is None]
-        if args.model and missing:
-            parser.error(f"--model needs {', '.join(missing)}")
         tasks_command(args)
     elif args.command == "import":
         outcome = import_export(args.export, args.images, args.out, _classes(args))

@@ -23,23 +23,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detflow.cli import InputError, run
+from detflow.lib.cli import InputError, run
+from detflow.lib.frame_lists import SELECTION_COLUMNS, read_kept_frames, read_selection
 
 log = logging.getLogger(__name__)
 
-SELECTION_COLUMNS = ("frame_index", "timestamp_s", "file")
 DESCRIPTOR_SIZE = (16, 12)
-
-
-def read_kept_frames(manifest):
-    """Rows of a frame manifest whose frame was kept: [(frame_index, timestamp_s, file)]."""
-    try:
-        with open(manifest, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        return [(int(row["frame_index"]), float(row["timestamp_s"]), row["file"])
-                for row in rows if row["kept"] == "true"]
-    except (KeyError, ValueError) as error:
-        raise InputError(manifest, f"not a frame manifest ({error})") from None
 
 
 def appearance(image_path):
@@ -86,15 +75,6 @@ def select_frames(manifest, frames_dir, out_csv, *, frames_per_video):
         table.writerows((frames[i][0], f"{frames[i][1]:.3f}", frames[i][2]) for i in chosen)
     log.info("%s: chose %d of %d kept frames", manifest, len(chosen), len(frames))
     return len(chosen)
-
-
-def read_selection(path):
-    """Frame files chosen for labelling in one video's selection CSV: [(frame_index, file)]."""
-    try:
-        with open(path, newline="") as handle:
-            return [(int(row["frame_index"]), row["file"]) for row in csv.DictReader(handle)]
-    except (KeyError, ValueError) as error:
-        raise InputError(path, f"not a frame selection ({error})") from None
 
 
 def labelimg_command(images_dir, classes_file, save_dir):

@@ -10,7 +10,7 @@ model, for the frames chosen for labelling that nobody has labelled yet.
   only adds drafts for frames that have none yet.
 - A frame with no detection above the score threshold gets no draft: an empty
   draft, once copied, would say "nothing here" without anyone having looked.
-- The files are labelImg's own format (:func:`detflow.pascal_voc.write_annotation`):
+- The files are labelImg's own format (:func:`detflow.lib.pascal_voc.write_annotation`):
   boxes in 1-based VOC pixel coordinates, ``<path>`` the frame in the
   labelling folder, so labelImg opens each frame with its draft.
 - A manifest CSV lists every chosen frame and what happened to it. The
@@ -20,34 +20,21 @@ model, for the frames chosen for labelling that nobody has labelled yet.
 import argparse
 import csv
 import logging
-import os
 import shlex
 from collections import Counter
 from pathlib import Path
 
-from detflow import predict
-from detflow.annotation_sources import labelled_image_ids
-from detflow.cli import InputError, run
-from detflow.labelling import read_selection
-from detflow.pascal_voc import write_annotation
-from detflow.videos import video_id as safe_id
+from detflow.lib.annotation_sources import labelled_image_ids
+from detflow.lib.cli import InputError, run
+from detflow.lib.files import creating
+from detflow.lib.frame_lists import chosen_frames
+from detflow.lib.inference import Unreadable, add_model_options, detect_images, detector_from_options
+from detflow.lib.pascal_voc import write_annotation
 
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("image", "video", "file", "status", "boxes", "draft")
 DRAFTED, EXISTS, LABELLED, NOTHING, UNREADABLE = "drafted", "draft exists", "labelled", "no detections", "unreadable"
-
-
-def chosen_frames(selections, frame_dirs):
-    """[(image id, video, frame path)] of the frames chosen for labelling, video by video."""
-    if len(selections) != len(frame_dirs):
-        raise InputError(selections[0] if selections else "--selections", "give one frame folder per selection")
-    frames = []
-    for selection, frame_dir in zip(map(Path, selections), map(Path, frame_dirs)):
-        if selection.stem != frame_dir.name:
-            raise InputError(selection, f"does not belong to frame folder {frame_dir}")
-        frames.extend((safe_id(file), selection.stem, frame_dir / file) for _, file in read_selection(selection))
-    return frames
 
 
 def voc_objects(detections, width, height):
@@ -67,13 +54,9 @@ def write_draft(path, image_file, image, detections, labelling_images_dir):
     """Write a labelImg draft at ``path`` (atomically; never over an existing file); return its box count."""
     height, width = image.shape[:2]
     objects = voc_objects(detections, width, height)
-    partial = path.with_name(path.name + ".partial")
-    write_annotation(partial, filename=image_file.name, width=width, height=height, depth=image.shape[2],
-                     objects=objects, image_path=str((Path(labelling_images_dir) / image_file.name).resolve()))
-    try:
-        os.link(partial, path)  # fails where a draft appeared meanwhile: never replace one
-    finally:
-        partial.unlink()
+    with creating(path) as partial:  # FileExistsError where a draft appeared meanwhile: never replace one
+        write_annotation(partial, filename=image_file.name, width=width, height=height, depth=image.shape[2],
+                         objects=objects, image_path=str((Path(labelling_images_dir) / image_file.name).resolve()))
     return len(objects)
 
 
@@ -102,9 +85,9 @@ def prelabel(detector, selections, frame_dirs, annotations_dir, drafts_dir, mani
         else:
             rows[image_id] = [image_id, video, path.name, None, "", ""]
             to_predict.append((image_id, path))
-    for image_id, image, detections in predict.detect_images(detector, to_predict, batch_size):
+    for image_id, image, detections in detect_images(detector, to_predict, batch_size):
         row = rows[image_id]
-        if isinstance(image, predict.Unreadable):
+        if isinstance(image, Unreadable):
             row[3] = UNREADABLE
         elif not detections:
             row[3] = NOTHING
@@ -155,9 +138,9 @@ def main(argv=None):
     parser.add_argument("--classes-file", required=True, help="labelImg's classes.txt")
     parser.add_argument("--score-threshold", type=float, default=0.5, help="lowest score of a draft box")
     parser.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
-    predict.add_model_options(parser)
+    add_model_options(parser)
     args = parser.parse_args(argv)
-    detector = predict.detector_from_options(args)
+    detector = detector_from_options(args)
     counts = prelabel(detector, args.selections, args.frame_dirs, args.annotations_dir, args.drafts_dir,
                       args.manifest, labelling_images_dir=args.labelling_images, batch_size=args.batch_size)
     print(instructions(counts, args.drafts_dir, args.annotations_dir, args.labelling_images, args.classes_file,

@@ -22,8 +22,8 @@ import logging
 import math
 from pathlib import Path
 
-from detflow.best_snapshot import read_scalars
-from detflow.cli import InputError, run
+from detflow.lib.tensorboard_logs import read_scalars
+from detflow.lib.cli import InputError, run
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,8 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from detflow.cli import InputError, run
+from detflow.lib.cli import InputError, run
+from detflow.lib.voc_tree import VocTree, read_classes
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,7 @@ def check_fractions(fractions):
 
 def read_images(images_csv, classes_json):
     """The rows of images.csv as (image_id, group, Counter of boxes per class), and the class names."""
-    try:
-        classes = list(json.loads(Path(classes_json).read_text()))
-    except (OSError, ValueError) as error:
-        raise InputError(classes_json, f"cannot be read as the dataset's classes: {error}")
+    classes = list(read_classes(classes_json))
     rows = []
     try:
         with open(images_csv, newline="") as stream:
@@ -189,10 +187,10 @@ def make_splits(images_csv, classes_json, output_dir, *, seed, fractions, group_
     assignment = {group: split_of(group, seed, fractions) for group in sorted(group_counts)}
     members = {name: sorted(row[0] for row in rows if assignment[group_key(row)] == name) for name in SPLITS}
     members["trainval"] = sorted(members["train"] + members["val"])
-    main_dir = Path(output_dir) / "ImageSets" / "Main"
-    main_dir.mkdir(parents=True, exist_ok=True)
+    tree = VocTree(output_dir)
+    tree.lists.mkdir(parents=True, exist_ok=True)
     for name in LIST_FILES:
-        (main_dir / f"{name}.txt").write_text("".join(f"{image_id}\n" for image_id in members[name]))
+        tree.split_file(name).write_text("".join(f"{image_id}\n" for image_id in members[name]))
     stats = tally(rows, assignment, group_key, classes)
     current, suggestions = better_seeds(group_counts, seed, fractions, classes)
     summary = {

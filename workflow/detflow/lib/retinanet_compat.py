@@ -47,7 +47,7 @@ import tensorflow as tf  # noqa: E402
 
 # TensorFlow reads TF_USE_LEGACY_KERAS when tf.keras is first used: too late if that already happened.
 if tf.keras.Model is not tf_keras.Model:
-    raise ImportError("tf.keras was used before detflow.retinanet_compat was imported; import it first")
+    raise ImportError("tf.keras was used before detflow.lib.retinanet_compat was imported; import it first")
 from keras_retinanet import models  # noqa: E402
 from keras_retinanet.models import retinanet as retinanet_module  # noqa: E402
 from keras_retinanet.utils import eval as library_eval  # noqa: E402

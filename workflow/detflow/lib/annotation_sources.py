@@ -45,9 +45,9 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from detflow.cli import InputError
-from detflow.pascal_voc import MAX_ANNOTATION_BYTES, Problem
-from detflow.videos import video_id as safe_id
+from detflow.lib.cli import InputError
+from detflow.lib.pascal_voc import MAX_ANNOTATION_BYTES, Problem
+from detflow.lib.media import video_id as safe_id
 
 ANNOTATIONS_FOLDER = "annotations"  # compared case-insensitively: VOC trees call it Annotations
 MACOS_ZIP_FOLDER = "__MACOSX"

@@ -5,9 +5,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from detflow.cli import InputError
+from detflow.lib.cli import InputError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 
 def _key(path):

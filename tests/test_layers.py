@@ -1,0 +1,66 @@
+"""The package's two layers, read from the code's own imports: stages
+(``python -m detflow.<stage>``) import only the library (``detflow.lib``), never
+each other; library modules import only the library. And a rule's code inputs
+are the files its stage runs, derived from those imports."""
+import ast
+import re
+
+import pytest
+
+from conftest import REPO
+
+from detflow.lib.code_graph import (
+    direct_imports, library_modules, module_file, module_files, package_closure, stage_modules,
+)
+
+RULES = REPO / "rules"
+
+
+def test_the_layers_are_where_their_folders_say():
+    stages = {name.removeprefix("detflow.") for name in stage_modules()}
+    assert {"frames", "labelling", "label", "dataset", "splits", "train", "best_snapshot", "convert", "predict",
+            "evaluate", "report", "prelabel", "label_studio", "demo", "demo_labels"} == stages
+    assert {"detflow.lib.cli", "detflow.lib.inference", "detflow.lib.model_card", "detflow.lib.voc_tree",
+            "detflow.lib.files", "detflow.lib.media"} <= set(library_modules())
+
+
+@pytest.mark.parametrize("stage", stage_modules())
+def test_a_stage_imports_only_the_library(stage):
+    outside = sorted(name for name in direct_imports(stage)[0] if not name.startswith("detflow.lib"))
+    assert not outside, f"{stage} imports {', '.join(outside)}: what two stages share belongs in detflow.lib"
+
+
+@pytest.mark.parametrize("module", library_modules())
+def test_a_library_module_imports_only_the_library(module):
+    outside = sorted(name for name in direct_imports(module)[0] if not name.startswith("detflow.lib"))
+    assert not outside, f"{module} imports the stage(s) {', '.join(outside)}"
+
+
+@pytest.mark.parametrize("stage", stage_modules())
+def test_a_stage_has_a_command_line(stage):
+    tree = ast.parse(module_file(stage).read_text())
+    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert "main" in functions and 'if __name__ == "__main__":' in module_file(stage).read_text()
+
+
+def test_imports_inside_functions_count_and_closures_follow_them():
+    """label_studio loads the model only for drafts, inside a function: its jobs still depend on that code."""
+    assert "detflow.lib.inference" in direct_imports("detflow.label_studio")[0]
+    closure = package_closure("detflow.predict")
+    assert {"detflow.lib.retinanet_compat", "detflow.lib.model_card", "detflow.lib.cli", "detflow"} <= closure
+    files = module_files("detflow.frames")
+    assert module_file("detflow.lib.media") in files and module_file("detflow.lib.inference") not in files
+
+
+def test_each_rule_takes_the_code_of_the_stage_it_runs_as_input():
+    """No hand-kept module lists: a rule that runs ``python -m detflow.<stage>`` has exactly
+    ``code=stage_code("<stage>")``, which derives the files from the imports."""
+    checked = 0
+    for smk in sorted(RULES.glob("*.smk")):
+        for block in re.split(r"\n(?=rule \w+:)", smk.read_text())[1:]:
+            runs = set(re.findall(r"python -m detflow\.(\w+)", block))
+            if runs:
+                name = block.split(":", 1)[0]
+                assert re.findall(r"code=stage_code\(([^)]*)\)", block) == [f'"{stage}"' for stage in runs], name
+                checked += 1
+    assert checked >= 20

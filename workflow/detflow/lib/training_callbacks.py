@@ -1,0 +1,121 @@
+"""Callbacks of a training run, around keras-retinanet's: validation mAP with
+each class's AP, a stop at a non-finite loss, TensorBoard logs flushed every
+epoch, and per-epoch snapshots with the metrics CSV."""
+import csv
+import logging
+import math
+import time
+
+from detflow.lib.checkpoints import save_snapshot
+from detflow.lib.cli import InputError
+from detflow.lib.files import replacing
+from detflow.lib.selection import ranked_steps
+
+from tensorflow import keras  # noqa: E402  (TensorFlow after the compat module, which the stage imports first)
+from keras_retinanet.callbacks.eval import Evaluate  # noqa: E402
+from keras_retinanet.utils.eval import evaluate  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+LOSSES = ("loss", "regression_loss", "classification_loss")
+
+
+class EvaluateWithClassAP(Evaluate):
+    """keras-retinanet's Evaluate, also putting each class's AP into the epoch's logs
+    as ``AP_<class>`` (the TensorBoard callback after it then records them beside ``mAP``).
+    mAP is Evaluate's: the plain mean over the classes that have validation boxes."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        average_precisions, _ = evaluate(
+            self.generator, self.model, iou_threshold=self.iou_threshold,
+            score_threshold=self.score_threshold, max_detections=self.max_detections,
+        )
+        present = {}
+        for label, (average_precision, num_annotations) in average_precisions.items():
+            if num_annotations > 0:
+                present[self.generator.label_to_name(label)] = float(average_precision)
+        logs.update({f"AP_{name}": value for name, value in present.items()})
+        logs["mAP"] = sum(present.values()) / len(present)
+        log.info("epoch %d: validation mAP %.4f, AP %s", epoch + 1, logs["mAP"],
+                 ", ".join(f"{name} {value:.4f}" for name, value in present.items()))
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop at the first batch whose loss is NaN or infinite, before its epoch is snapshotted."""
+
+    def __init__(self, snapshot_dir, learning_rate):
+        super().__init__()
+        self.snapshot_dir = snapshot_dir
+        self.learning_rate = learning_rate
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise InputError(
+                self.snapshot_dir,
+                f"training diverged: the loss became {loss} in epoch {self.epoch + 1}, batch {batch + 1}; "
+                f"lower train.learning_rate (now {self.learning_rate:g}). The snapshots of earlier epochs are kept.",
+            )
+
+
+class FlushedTensorBoard(keras.callbacks.TensorBoard):
+    """Keras's TensorBoard callback, flushed at every epoch end: a killed run keeps every logged epoch."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        for writer in self._writers.values():  # the callback opens its writers lazily and keeps them here
+            writer.flush()
+
+
+class EpochSnapshots(keras.callbacks.Callback):
+    """After each epoch: snapshot, record its metrics, prune old snapshots, stop early when asked."""
+
+    def __init__(self, progress, settings, class_names, metrics_csv):
+        super().__init__()
+        self.progress = progress
+        self.settings = settings
+        self.class_names = class_names
+        self.metrics_csv = metrics_csv
+        self.started = time.time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {"epoch": epoch + 1, "step": epoch, "seconds": round(time.time() - self.started, 3)}
+        record.update({key: float(value) for key, value in logs.items() if key in LOSSES or key == "mAP"
+                       or key.startswith("AP_")})
+        snapshot = self.progress.snapshot_path(epoch + 1)
+        save_snapshot(self.model, snapshot, self.settings.min_free_mb)
+        record["snapshot"] = snapshot.name
+        self.progress.records.append(record)
+        pruned = self.progress.prune(self.settings.keep_best)
+        if self.settings.patience and epoch + 1 - best_epoch(self.progress.records) >= self.settings.patience:
+            self.progress.stopped = "early_stopping"
+            self.model.stop_training = True
+            log.info("no better validation mAP for %d epochs: stopping early", self.settings.patience)
+        self.progress.save()
+        for path in pruned:
+            path.unlink(missing_ok=True)
+            log.info("removed %s: neither the last nor among the best %d by mAP or loss", path.name,
+                     self.settings.keep_best)
+        write_metrics_csv(self.metrics_csv, self.progress.records, self.class_names)
+
+
+def best_epoch(records):
+    """The epoch (from 1) with the best validation mAP so far."""
+    return ranked_steps({record["step"]: record["mAP"] for record in records}, "mAP")[0] + 1
+
+
+def write_metrics_csv(path, records, class_names):
+    """One row per epoch; ``snapshot`` is empty once an epoch's snapshot was pruned."""
+    columns = ["epoch", "step", *LOSSES, "mAP", *(f"AP_{name}" for name in class_names), "seconds", "snapshot"]
+    with replacing(path) as partial, open(partial, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, columns, restval="", extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({**record, "snapshot": record["snapshot"] or ""})

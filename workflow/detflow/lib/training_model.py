@@ -1,0 +1,58 @@
+"""A training model: keras-retinanet's RetinaNet on a backbone (through the
+compatibility module), its starting weights (none, ImageNet or a file, matched
+by layer name) and the compilation of keras-retinanet's train.py."""
+import logging
+
+from detflow.lib import retinanet_compat as compat
+from detflow.lib.cli import InputError
+
+import h5py  # noqa: E402  (the compat module must come before TensorFlow)
+from tensorflow import keras  # noqa: E402
+from keras_retinanet import losses  # noqa: E402
+from keras_retinanet.utils.model import freeze  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+OPTIMIZER_CLIPNORM = 0.001  # keras-retinanet's default
+
+
+def check_weights_file(path, model):
+    """Refuse a weights file that cannot be read or shares no layer with ``model``."""
+    try:
+        with h5py.File(path, "r") as weights:
+            group = weights["model_weights"] if "model_weights" in weights else weights
+            names = {name.decode() if isinstance(name, bytes) else name for name in group.attrs.get("layer_names", [])}
+    except OSError as error:
+        raise InputError(path, f"is not a readable Keras .h5 weights file ({error})")
+    matching = names & {layer.name for layer in model.layers if layer.weights}
+    if not matching:
+        raise InputError(path, f"shares no layer with a {model.name} on this backbone: wrong file or backbone?")
+    return len(matching)
+
+
+def new_model(settings, num_classes):
+    """A fresh training model with its starting weights, compiled as keras-retinanet's train.py does."""
+    modifier = freeze if settings.freeze_backbone else None
+    model = compat.build_retinanet(settings.backbone, num_classes, settings.feature_size, modifier=modifier)
+    weights = settings.weights
+    if weights == "imagenet":
+        try:
+            weights = compat.backbone(settings.backbone).download_imagenet()
+        except Exception as error:  # no network, server gone, checksum mismatch ...
+            raise InputError(
+                "config: train.weights",
+                f"ImageNet weights for {settings.backbone} could not be downloaded ({error}); "
+                "use `none` or the path of a weights file",
+            )
+    if weights != "none":
+        matching = check_weights_file(weights, model)
+        # As keras-retinanet: by layer name, skipping layers whose shapes differ (e.g. the class head).
+        model.load_weights(weights, by_name=True, skip_mismatch=True)
+        log.info("starting weights: %s (%d layers with matching names)", weights, matching)
+    else:
+        log.info("starting weights: none (training from scratch)")
+    model.compile(
+        loss={"regression": losses.smooth_l1(), "classification": losses.focal()},
+        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate, clipnorm=OPTIMIZER_CLIPNORM),
+    )
+    return model
