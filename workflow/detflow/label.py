@@ -26,7 +26,6 @@ import re
 import shutil
 import sys
 import tempfile
-import unicodedata
 from pathlib import Path
 
 import yaml
@@ -37,6 +36,7 @@ from detflow.lib.config import validate_config
 from detflow.lib.files import creating
 from detflow.lib.pascal_voc import read_annotation
 from detflow.lib.media import video_id as safe_id
+from detflow.lib.voc_tree import class_names
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def read_class_names(classes_file):
         raise InputError(classes_file, "classes file not found; `snakemake --cores all labelling` writes it") from None
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(classes_file, f"cannot be read: {error}") from None
-    return [unicodedata.normalize("NFC", line.strip()) for line in lines if line.strip()]
+    return class_names(line.strip() for line in lines if line.strip())
 
 
 def check_classes(classes_file, config, config_path):
@@ -91,7 +91,7 @@ def check_classes(classes_file, config, config_path):
         raise InputError(classes_file, "lists no class")
     if config is None or config["dataset"]["classes_from"] != "config":
         return names
-    expected = [unicodedata.normalize("NFC", name) for name in config["classes"]]
+    expected = class_names(config["classes"])
     if names != expected:
         raise InputError(classes_file, f"lists {', '.join(names)} but classes in {config_path} are "
                                        f"{', '.join(expected)} (same names, same order); rerun "
