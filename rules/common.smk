@@ -1,5 +1,7 @@
 # Helpers and input functions of the workflow. Rules only call these.
+import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -16,7 +18,8 @@ os.environ.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), os.env
 from detflow.lib.cli import InputError
 from detflow.lib.code_graph import module_files
 from detflow.lib.config import validate_config
-from detflow.lib.media import discover_videos
+from detflow.lib.media import discover_videos, video_id
+from detflow.lib.split_rule import SPLITS, split_of
 
 try:
     validate_config(config)
@@ -27,6 +30,7 @@ except InputError as error:
 # Seconds of work each: on a cluster they run beside Snakemake instead of waiting in the queue.
 localrules:
     splits,
+    training_inputs,
     best_snapshot,
     training_report,
     dataset_report,
@@ -123,6 +127,41 @@ def annotation_files(wildcards):
         return [file.where for file in list_annotations(source).files]
     except InputError:
         return []
+
+
+FRAME_NAME = re.compile(r"(?P<video>.+)_\d{6}")  # frames are named <video>_<index:06d>
+
+
+def training_groups():
+    """The groups (videos, or images) whose split is train or val, as the splits stage will assign them."""
+    fractions = {name: config["split"][name] for name in SPLITS}
+    return lambda group: split_of(group, config["split"]["seed"], fractions) in ("train", "val")
+
+
+def training_videos():
+    """Videos whose frames training may read: those in train or val (every video when images are split one by one)."""
+    if config["split"]["group_by"] == "image":
+        return sorted(VIDEOS)
+    return [video for video in sorted(VIDEOS) if training_groups()(video)]
+
+
+def training_annotation_files(wildcards):
+    """The annotation files of train and val images: editing any other (a test video's) does not rerun training.
+    The demo's generated labels and a .zip export can only be taken whole."""
+    files = annotation_files(wildcards)
+    if DEMO or Path(annotations_dir()).is_file():
+        return files
+    trains = training_groups()
+    videos = set(training_videos())
+
+    def for_training(path):
+        image_id = video_id(path)
+        frame = FRAME_NAME.fullmatch(image_id)
+        if config["split"]["group_by"] == "image":
+            return trains(image_id)
+        return frame is None or frame["video"] not in VIDEOS or frame["video"] in videos
+
+    return [path for path in files if for_training(path)]
 
 
 def training_options():

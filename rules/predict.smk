@@ -1,4 +1,5 @@
-# Rules of the predict stage: see workflow/detflow/predict.py.
+# Rules of the predict stage: see workflow/detflow/predict.py. A video's predictions need only the
+# model, which names its own classes: a dataset rerun does not redo them.
 
 
 rule predict_split:
@@ -30,7 +31,6 @@ rule predict_split:
 rule predict_video:
     input:
         model="results/model/inference.h5",
-        classes="results/voc/classes.json",
         video=video_files,
         code=stage_code("predict"),
     output:
@@ -48,5 +48,5 @@ rule predict_video:
         options=section_options("predict", "score_threshold", "batch_size", "video_stride"),
     shell:
         "python -m detflow.predict video {input.model:q} {input.video:q} --out-video {output.video:q}"
-        " --csv {output.csv:q} --json {output.json:q} --classes {input.classes:q} {params.options}"
+        " --csv {output.csv:q} --json {output.json:q} {params.options}"
         " --threads {threads} > {log:q} 2>&1"

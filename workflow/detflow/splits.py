@@ -33,38 +33,21 @@ How a split is chosen, and why:
 """
 import argparse
 import csv
-import hashlib
 import json
 import logging
 from collections import Counter
 from pathlib import Path
 
 from detflow.lib.cli import InputError, run
+from detflow.lib.split_rule import SPLITS, split_of
 from detflow.lib.voc_tree import VocTree, read_classes
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 LIST_FILES = ("train", "val", "trainval", "test")
 SEED_SEARCH_HASHES = 200_000  # seeds tried x groups: keeps the seed search well under a second
 SUGGESTED_SEEDS = 3
 CLEARLY_BETTER = 0.75  # a seed is suggested only if it cuts the imbalance by a quarter or more: no churn over noise
-
-
-def unit_hash(seed, group):
-    """A number in [0, 1) fixed by the seed and the group's name, the same on every machine."""
-    digest = hashlib.sha256(f"{seed}:{group}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def split_of(group, seed, fractions):
-    """The split ("train", "val" or "test") of one group."""
-    u = unit_hash(seed, group)
-    if u < fractions["train"]:
-        return "train"
-    if u < fractions["train"] + fractions["val"]:
-        return "val"
-    return "test"
 
 
 def check_fractions(fractions):
