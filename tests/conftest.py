@@ -1,81 +1,46 @@
-"""Shared test fixtures: a private copy of the workflow to run Snakemake in, and
-the paths of the real data in ../shared (tests using it skip when absent)."""
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
+"""The pytest fixtures that several test files use. Plain helper code (videos, VOC trees, small
+models, the workflow copy) is in tests/helpers/, importable as ``helpers`` (pyproject.toml puts
+tests/ on the path)."""
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-PLUMS = REPO.parent / "shared" / "data" / "plums"
-WORKFLOW_PARTS = ("Snakefile", "config.yaml", "rules", "workflow", "profiles", "envs")
-
-
-def snakemake_command():
-    """The snakemake of the interpreter running the tests."""
-    return [sys.executable, "-m", "snakemake"]
-
-
-class WorkflowCopy:
-    """A copy of the workflow's code in a temporary folder, with its own config."""
-
-    def __init__(self, root):
-        self.root = Path(root)
-        self.root.mkdir(parents=True)
-        for part in WORKFLOW_PARTS:
-            source = REPO / part
-            if source.is_dir():
-                shutil.copytree(source, self.root / part, ignore=shutil.ignore_patterns("__pycache__"))
-            elif source.exists():
-                shutil.copy2(source, self.root / part)
-        self.config = yaml.safe_load((self.root / "config.yaml").read_text())
-
-    def set_config(self, **sections):
-        """Update config sections, e.g. set_config(frames={"every_nth": 5}); writes config.yaml."""
-        for section, values in sections.items():
-            if isinstance(values, dict) and isinstance(self.config.get(section), dict):
-                self.config[section].update(values)
-            else:
-                self.config[section] = values
-        (self.root / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
-
-    def snakemake(self, *args, check=True, timeout=1800, env=None):
-        """Run snakemake in the copy; returns the CompletedProcess (stdout and stderr merged)."""
-        command = snakemake_command() + ["--cores", "2", *args]
-        result = subprocess.run(
-            command,
-            cwd=self.root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **(env or {})},
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-6000:]}")
-        return result
-
-    def dry_run_jobs(self, *args):
-        """The rules a dry run would run, with their job counts: {"extract_frames": 2, ...}."""
-        output = self.snakemake(*args, "-n", "--quiet", "rules").stdout
-        jobs = {}
-        for line in output.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
-                jobs[parts[0]] = int(parts[1])
-        return jobs
+from helpers.voc import PLUMS, make_voc
+from helpers.workflow import WorkflowCopy
 
 
 @pytest.fixture
 def workflow_copy(tmp_path):
+    """A private copy of the workflow's code with its own config.yaml, to run Snakemake in."""
     return WorkflowCopy(tmp_path / "project")
 
 
 @pytest.fixture
 def plums():
+    """The real plums data in ../shared (PlumsVOC.zip and raw_frames/); the test skips without it."""
     if not (PLUMS / "PlumsVOC.zip").exists():
         pytest.skip("../shared/data/plums is absent")
     return PLUMS
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory):
+    """A synthetic VOC tree laid out as the dataset and splits stages write it: 16 train and 6 val
+    images. A test file that needs other counts defines its own ``voc``; ``model_path`` uses that one."""
+    return make_voc(tmp_path_factory.mktemp("data") / "voc")
+
+
+@pytest.fixture(scope="module")
+def model_path(voc, tmp_path_factory):
+    """A small calibrated inference model (.h5, with its description) initialised on voc's train images."""
+    from helpers.models import make_inference_model  # TensorFlow only where a model is used
+
+    return make_inference_model(tmp_path_factory.mktemp("model") / "inference.h5",
+                                sorted((voc / "JPEGImages").glob("train_*.jpg")))
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    """That model, loaded and checked against its description as the stages load it."""
+    from detflow.lib import inference
+    from detflow.lib.model_card import read_card
+
+    return inference.load_inference_model(model_path, read_card(model_path))

@@ -47,8 +47,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from dataset_fixtures import write_image
-from video_fixtures import file_hashes
+from helpers.media import file_hashes, write_image
 
 from detflow.lib.annotation_sources import image_id, labelled_image_ids, list_annotations, read_annotations
 from detflow.lib.cli import InputError
@@ -57,12 +56,13 @@ from detflow.lib.pascal_voc import read_annotation
 
 DATA = Path(__file__).resolve().parent / "data"
 CLASSES = ["grab", "drop", "lâcher"]
+SIZE = (96, 72)  # width, height of the frames the exports in tests/data/ label (their <size>)
 
 
 def frames(root, *image_ids):
     """A JPEG per id in root/frames/<video>/ (the video is the id without its frame number); the folders."""
     for number, name in enumerate(image_ids):
-        write_image(root / "frames" / name.rsplit("_", 1)[0] / f"{name}.jpg", seed=number)
+        write_image(root / "frames" / name.rsplit("_", 1)[0] / f"{name}.jpg", SIZE, seed=number)
     return sorted((root / "frames").iterdir())
 
 
@@ -82,7 +82,7 @@ def label_studio_zip(target):
     output = target.parent / "converter_output"
     shutil.copytree(DATA / "label_studio", output)
     for name in ("1a2b3c4d-demo_00_000010", "9f8e7d6c-deadbeef-take_000004", "0c1d2e3f-demo_00_000012"):
-        write_image(output / "images" / f"{name}.jpg", seed=7)
+        write_image(output / "images" / f"{name}.jpg", SIZE, seed=7)
     archive = shutil.make_archive(str(target.with_suffix("")), "zip", output)
     shutil.rmtree(output)
     return Path(archive)
@@ -103,7 +103,7 @@ def test_anylabeling_export_folder(tmp_path):
     export = tmp_path / "export"  # AnyLabeling writes the XML files and copies the images side by side
     shutil.copytree(DATA / "anylabeling", export)
     for name in ("demo_00_000010", "demo_00_000012", "demo_01_000004"):
-        write_image(export / f"{name}.jpg", seed=3)
+        write_image(export / f"{name}.jpg", SIZE, seed=3)
     frame_dirs = frames(tmp_path, "demo_00_000010", "demo_00_000012", "demo_01_000004")
     before = file_hashes(export)
     summary = build_dataset(export, frame_dirs, tmp_path / "voc", classes=CLASSES)

@@ -21,9 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, WorkflowCopy, snakemake_command
-from rules_fixtures import workflow_rules
-from video_fixtures import TINY_WORKFLOW
+from helpers.workflow import REPO, TINY_WORKFLOW, WorkflowCopy, snakemake_command, workflow_rules
 
 pytestmark = pytest.mark.cluster
 

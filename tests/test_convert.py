@@ -13,7 +13,8 @@ from detflow.lib.cli import InputError
 from detflow.lib.model_card import ModelCard, read_card
 from detflow.lib.training_model import new_model
 
-from training_fixtures import CLASSES, TINY_SETTINGS, make_voc  # noqa: E402
+from helpers.models import TINY_SETTINGS  # noqa: E402
+from helpers.voc import CLASSES, make_voc  # noqa: E402
 
 BACKBONE = "mobilenet128_0.25"
 

@@ -11,18 +11,17 @@ import sys
 import zipfile
 
 import pytest
-from dataset_fixtures import (
-    FRAME_SIZE, annotate, extract_plums, labelled_videos, write_image, write_video,
-)
+from helpers.media import file_hashes, noise_frames, write_image, write_video
+from helpers.voc import annotate, extract_plums, labelled_videos
 from lxml import etree
-from video_fixtures import file_hashes
 
 from detflow.lib.cli import InputError
 from detflow.dataset import build_dataset
 from detflow.lib.pascal_voc import read_annotation
 
 CLASSES = ["grab", "drop", "lâcher"]
-WIDTH, HEIGHT = FRAME_SIZE
+SIZE = (96, 72)  # width, height of the zoo's images: its boxes (partly_out, all_out, ...) are placed for it
+WIDTH, HEIGHT = SIZE
 LABELIMG = "labelImg results/labelling/images results/labelling/classes.txt annotations"
 
 
@@ -81,13 +80,13 @@ def write_zoo(root, names=tuple(ZOO)):
         (annotations / f"{name}.xml").write_text(content, encoding="utf-8")
         image_id = name.replace(" ", "_")
         if name not in ("ghost", "broken"):
-            write_image(frames / f"{image_id}.jpg", seed=number)
+            write_image(frames / f"{image_id}.jpg", SIZE, seed=number)
     if "twin" in names:
-        write_image(frames / "twin.jpeg", seed=99)
+        write_image(frames / "twin.jpeg", SIZE, seed=99)
     if "broken" in names:
         (frames / "broken.jpg").write_bytes(b"this is not a JPEG")
     if "good" not in names:
-        write_image(frames / "good.jpg")
+        write_image(frames / "good.jpg", SIZE)
     frames.mkdir(parents=True, exist_ok=True)
     return annotations, frames
 
@@ -182,8 +181,8 @@ def test_stop_names_the_first_bad_file_and_its_reason(tmp_path, name):
 
 def test_bom_and_non_utf8_declarations_are_read_correctly(tmp_path):
     annotations, frames = write_zoo(tmp_path, ("good",))
-    write_image(frames / "bom.jpg", seed=5)
-    write_image(frames / "latin1.jpg", seed=6)
+    write_image(frames / "bom.jpg", SIZE, seed=5)
+    write_image(frames / "latin1.jpg", SIZE, seed=6)
     (annotations / "bom.xml").write_bytes(b"\xef\xbb\xbf" + voc("bom.jpg", obj("lâcher")).encode("utf-8"))
     (annotations / "latin1.xml").write_bytes(
         ('<?xml version="1.0" encoding="ISO-8859-1"?>' + voc("latin1.jpg", obj("lâcher"))).encode("latin-1"))
@@ -195,7 +194,7 @@ def test_bom_and_non_utf8_declarations_are_read_correctly(tmp_path):
 
 def test_a_lying_encoding_declaration_is_not_well_formed(tmp_path):
     annotations, frames = write_zoo(tmp_path, ("good",))
-    write_image(frames / "liar.jpg")
+    write_image(frames / "liar.jpg", SIZE)
     (annotations / "liar.xml").write_bytes(('<?xml version="1.0" encoding="UTF-8"?>' + voc("liar.jpg", obj("lâcher"))).encode("latin-1"))
     summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES)
     assert problems_by_file(summary) == {"liar": {("not_well_formed", None, "error")}}
@@ -204,7 +203,7 @@ def test_a_lying_encoding_declaration_is_not_well_formed(tmp_path):
 def test_empty_annotations_folder(tmp_path):
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "notes.txt").write_text("not an annotation")
-    write_image(tmp_path / "frames" / "a.jpg")
+    write_image(tmp_path / "frames" / "a.jpg", SIZE)
     with pytest.raises(InputError, match="no annotation files") as raised:
         build_dataset(tmp_path / "annotations", [tmp_path / "frames"], tmp_path / "voc", classes=CLASSES,
                       labelimg_command=LABELIMG)
@@ -253,7 +252,7 @@ def test_output_may_not_overlap_an_input_folder(tmp_path):
 
 
 def test_groups_sizes_and_box_counts_per_image(tmp_path):
-    annotations, frame_dirs = labelled_videos(tmp_path, ["cam_a", "cam_b", "cam_c"], frames=3)
+    annotations, frame_dirs = labelled_videos(tmp_path, ["cam_a", "cam_b", "cam_c"], frames=3, size=SIZE)
     summary = build_dataset(annotations, frame_dirs, tmp_path / "voc", classes=["grab", "drop"], on_error="stop")
     rows = list(csv.DictReader(open(tmp_path / "voc" / "images.csv")))
     assert [row["image_id"] for row in rows] == [f"cam_{v}_{i:06d}" for v in "abc" for i in range(3)]
@@ -295,8 +294,8 @@ def test_rerun_only_what_changed(workflow_copy, tmp_path):
     XML reruns the dataset and splits, not frame extraction; a new split seed
     reruns the splits only."""
     videos, annotations = tmp_path / "videos", tmp_path / "labels"
-    write_video(videos / "cam one.avi", frames=8, seed=1)
-    write_video(videos / "cam2.avi", frames=8, seed=2)
+    write_video(videos / "cam one.avi", noise_frames(8, seed=1), fps=5)
+    write_video(videos / "cam2.avi", noise_frames(8, seed=2), fps=5)
     annotations.mkdir()
     workflow_copy.set_config(videos={"dir": str(videos)}, annotations={"dir": str(annotations)},
                        frames={"every_nth": 2, "skip_duplicates": False}, labelling={"frames_per_video": 3})
@@ -350,7 +349,7 @@ def test_macos_appledouble_files_are_ignored_not_taken_for_duplicates(tmp_path):
 def test_class_names_are_compared_after_nfc_normalisation(tmp_path):
     decomposed, composed = "la\u0302cher", "l\u00e2cher"
     annotations, frames = write_zoo(tmp_path, ("good",))
-    write_image(frames / "nfd.jpg", seed=3)
+    write_image(frames / "nfd.jpg", SIZE, seed=3)
     (annotations / "nfd.xml").write_text(voc("nfd.jpg", obj(decomposed)), encoding="utf-8")
     summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=["grab", "drop", composed], on_error="stop")
     assert summary["problems"] == [] and summary["boxes"] == {"grab": 1, "drop": 1, composed: 1}
@@ -365,7 +364,7 @@ def test_a_zip_export_as_annotations_dir_reruns_when_replaced(workflow_copy, tmp
     """annotations.dir may be a tool's .zip export: the zip itself is the dataset's input (replacing it
     reruns the dataset), it is read in place and nothing is written into it or beside it."""
     videos, export = tmp_path / "videos", tmp_path / "export"
-    write_video(videos / "cam.avi", frames=8, seed=1)
+    write_video(videos / "cam.avi", noise_frames(8, seed=1), fps=5)
     export.mkdir()
     source = export / "project-1-at-2026-12-01.zip"
     workflow_copy.set_config(videos={"dir": str(videos)}, annotations={"dir": str(source)},

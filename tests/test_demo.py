@@ -7,7 +7,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from video_fixtures import decoded_frames
+from helpers.media import decoded_frames
 
 from detflow.lib.cli import InputError
 from detflow.demo import (

@@ -13,8 +13,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from conftest import REPO
-from rules_fixtures import workflow_rules
+from helpers.workflow import REPO, workflow_rules
 
 from detflow.lib.code_graph import third_party_imports
 

@@ -10,13 +10,12 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from predict_fixtures import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
-from training_fixtures import CLASSES, make_voc
+from helpers.models import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE
+from helpers.voc import CLASSES, make_voc
 
 from detflow import evaluate
 from detflow.lib import inference
 from detflow.lib import retinanet_compat as compat
-from detflow.lib.model_card import read_card
 from detflow.lib.voc_tree import VocTree
 from detflow.lib.pascal_voc import read_annotation, write_annotation
 from detflow.prelabel import voc_objects
@@ -27,18 +26,8 @@ from keras_retinanet.utils.colors import label_color  # noqa: E402
 
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory):
+    """8 val images (the model and model_path fixtures are initialised on its 4 train images)."""
     return make_voc(tmp_path_factory.mktemp("data") / "voc", train=4, val=8)
-
-
-@pytest.fixture(scope="module")
-def model_path(voc, tmp_path_factory):
-    return make_inference_model(tmp_path_factory.mktemp("model") / "inference.h5",
-                                sorted((voc / "JPEGImages").glob("train_*.jpg")))
-
-
-@pytest.fixture(scope="module")
-def model(model_path):
-    return inference.load_inference_model(model_path, read_card(model_path))
 
 
 def val_generator(root):

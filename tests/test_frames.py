@@ -6,7 +6,7 @@ import sys
 
 import cv2
 import pytest
-from video_fixtures import (
+from helpers.media import (
     decoded_frames,
     file_hashes,
     not_a_video,
@@ -107,7 +107,7 @@ def test_every_container(tmp_path, extension):
 
 def test_real_footage(tmp_path, plums):
     video = tmp_path / "in" / "orchard row.avi"
-    sources = plums_video(video)
+    sources = plums_video(video, plums)
     out_dir, manifest, count = run_extract(tmp_path, video)
     assert count == len(sources) == 60
     for index in (0, 17, 59):

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO
-from video_fixtures import file_hashes
+from helpers.media import file_hashes
+from helpers.workflow import REPO
 
 from detflow.dataset import build_dataset
 from detflow.lib.labelimg_compat import ERROR_PREFIX, QT_SYSTEM_PACKAGES

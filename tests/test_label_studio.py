@@ -30,9 +30,9 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
+from helpers.media import file_hashes
+from helpers.workflow import REPO
 from lxml import etree
-from video_fixtures import file_hashes
 
 from detflow import label_studio
 from detflow.lib.cli import InputError
@@ -253,8 +253,8 @@ def installed():
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A project folder with chosen frames (one labelled already) and a tiny real model."""
-    from predict_fixtures import make_inference_model
-    from training_fixtures import make_voc
+    from helpers.models import make_inference_model
+    from helpers.voc import make_voc
 
     root = tmp_path_factory.mktemp("label_studio") / "project"
     voc = make_voc(root.parent / "voc", train=4, val=len(FRAMES))

@@ -6,7 +6,7 @@ import shlex
 import cv2
 import numpy as np
 import pytest
-from video_fixtures import file_hashes, write_video
+from helpers.media import file_hashes, write_video
 
 from detflow.lib.cli import InputError
 from detflow.frames import extract_frames

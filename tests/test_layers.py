@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import REPO
+from helpers.workflow import REPO
 
 from detflow.lib.code_graph import (
     direct_imports, library_modules, module_file, module_files, package_closure, stage_modules,

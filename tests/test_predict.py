@@ -12,9 +12,11 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from predict_fixtures import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
-from training_fixtures import CLASSES, make_voc
-from video_fixtures import decoded_frames, truncated_copy, write_video
+from helpers.media import decoded_frames, truncated_copy, write_video
+from helpers.models import (
+    BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, detector, make_inference_model,
+)
+from helpers.voc import CLASSES, make_voc
 
 from detflow import predict
 from detflow.lib import inference
@@ -32,25 +34,11 @@ NAMES = {label: name for name, label in CLASSES.items()}
 
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory):
-    """A VOC tree whose val split holds 10 images of several sizes and whose test split is empty."""
+    """A VOC tree whose val split holds 10 images of several sizes and whose test split is empty
+    (the model and model_path fixtures are initialised on its 4 train images)."""
     root = make_voc(tmp_path_factory.mktemp("data") / "voc", train=4, val=10)
     (root / "ImageSets" / "Main" / "test.txt").write_text("")
     return root
-
-
-@pytest.fixture(scope="module")
-def model_path(voc, tmp_path_factory):
-    images = sorted((voc / "JPEGImages").glob("train_*.jpg"))
-    return make_inference_model(tmp_path_factory.mktemp("model") / "inference.h5", images)
-
-
-@pytest.fixture(scope="module")
-def model(model_path):
-    return inference.load_inference_model(model_path, read_card(model_path))
-
-
-def detector(model, score_threshold=0.5):
-    return inference.Detector(model, CARD, score_threshold=score_threshold)
 
 
 def reference_detections(model, image, score_threshold=0.5):

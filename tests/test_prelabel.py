@@ -6,14 +6,13 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers.media import file_hashes
+from helpers.models import detector
+from helpers.voc import CLASSES, make_voc
 from lxml import etree
-from predict_fixtures import CARD, make_inference_model
-from training_fixtures import CLASSES, make_voc
-from video_fixtures import file_hashes
 
 from detflow import prelabel
 from detflow.lib import inference
-from detflow.lib.model_card import read_card
 from detflow.lib.cli import InputError
 from detflow.lib.pascal_voc import read_annotation, write_annotation
 
@@ -24,10 +23,15 @@ FRAMES = [f"{VIDEO}_{index:06d}.jpg" for index in range(0, 16, 2)]
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """Frames of one video chosen for labelling, a model, and a person's annotations folder."""
+def voc(tmp_path_factory):
+    """4 train images (the model's, see conftest) and a val image per frame."""
+    return make_voc(tmp_path_factory.mktemp("data") / "voc", train=4, val=len(FRAMES))
+
+
+@pytest.fixture(scope="module")
+def data(voc, model, tmp_path_factory):
+    """Frames of one video chosen for labelling (copies of voc's val images), their selection and the model."""
     root = tmp_path_factory.mktemp("prelabel")
-    voc = make_voc(root / "voc", train=4, val=len(FRAMES))
     frames = root / "frames" / VIDEO
     frames.mkdir(parents=True)
     for index, name in enumerate(FRAMES):
@@ -36,12 +40,7 @@ def data(tmp_path_factory):
     selection.parent.mkdir()
     selection.write_text("frame_index,timestamp_s,file\n" + "".join(
         f"{int(name[-10:-4])},{int(name[-10:-4]) / 10:.3f},{name}\n" for name in FRAMES))
-    model = make_inference_model(root / "inference.h5", sorted((voc / "JPEGImages").glob("train_*.jpg")))
-    return root, selection, frames, inference.load_inference_model(model, read_card(model))
-
-
-def detector(model, score_threshold=0.5):
-    return inference.Detector(model, CARD, score_threshold=score_threshold)
+    return root, selection, frames, model
 
 
 def person_folder(tmp_path):

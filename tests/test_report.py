@@ -8,14 +8,13 @@ import re
 import cv2
 import numpy as np
 import pytest
-from dataset_fixtures import annotate, make_frames
-from predict_fixtures import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, make_inference_model
-from training_fixtures import CLASSES, make_voc
-from video_fixtures import TINY_WORKFLOW, write_video
+from helpers.media import write_video
+from helpers.models import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE
+from helpers.voc import CLASSES, annotate, make_frames, make_voc
+from helpers.workflow import TINY_WORKFLOW
 
 from detflow import evaluate, predict, report
 from detflow.lib import inference
-from detflow.lib.model_card import read_card
 from detflow.best_snapshot import select_best_snapshot
 from detflow.dataset import build_dataset
 from detflow.splits import make_splits
@@ -26,6 +25,7 @@ from keras_retinanet.utils.colors import label_color  # noqa: E402
 LOGGED = {"epoch_loss": [3.1, 2.2, 1.7, 1.5, 1.6], "epoch_mAP": [0.05, 0.31, 0.62, 0.58, 0.49],  # best: epoch 3
           "epoch_regression_loss": [2.0, 1.5, 1.2, 1.1, 1.2], "epoch_classification_loss": [1.1, 0.7, 0.5, 0.4, 0.4],
           "epoch_AP_grab": [0.1, 0.4, 0.7, 0.6, 0.5]}  # no AP_drop: a series that is not logged is left out
+SIZE = (96, 72)  # width, height of the dataset page's labelled frames
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +56,18 @@ def training_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory):
+def voc(tmp_path_factory):
+    """6 train images (the model's, see conftest) and 6 val images; the test split lists the train images."""
+    root = make_voc(tmp_path_factory.mktemp("data") / "voc", train=6, val=6)
+    (root / "ImageSets" / "Main" / "test.txt").write_text((root / "ImageSets" / "Main" / "train.txt").read_text())
+    return root
+
+
+@pytest.fixture(scope="module")
+def outputs(voc, model, tmp_path_factory):
     """Real prediction and evaluation outputs of a small model on val and test, a video, and the same
     with a threshold nothing reaches."""
     root = tmp_path_factory.mktemp("outputs")
-    voc = make_voc(root / "voc", train=6, val=6)
-    (voc / "ImageSets" / "Main" / "test.txt").write_text((voc / "ImageSets" / "Main" / "train.txt").read_text())
-    path = make_inference_model(root / "inference.h5", sorted((voc / "JPEGImages").glob("train_*.jpg")))
-    model = inference.load_inference_model(path, read_card(path))
     video = write_video(root / "take.avi", 6)
     for threshold, name in ((0.5, "found"), (1.0, "nothing")):
         detector = inference.Detector(model, CARD, score_threshold=threshold)
@@ -115,10 +119,10 @@ def test_training_curves_and_the_chosen_snapshot_come_from_the_tensorboard_logs(
 
 
 def test_dataset_page_shows_images_and_boxes_per_class_per_split(tmp_path):
-    images = make_frames(tmp_path / "frames", {"v1": 4, "v2": 4, "v3": 4, "v4": 4})
+    images = make_frames(tmp_path / "frames", {"v1": 4, "v2": 4, "v3": 4, "v4": 4}, SIZE)
     labels = tmp_path / "labels"
     for number, image_id in enumerate(sorted(images)):
-        annotate(labels, image_id, [["grab"], ["drop"], ["grab", "drop"], []][number % 4])
+        annotate(labels, image_id, [["grab"], ["drop"], ["grab", "drop"], []][number % 4], SIZE)
     build_dataset(labels, sorted((tmp_path / "frames").iterdir()), tmp_path / "voc", classes=["grab", "drop"])
     splits = make_splits(tmp_path / "voc" / "images.csv", tmp_path / "voc" / "classes.json", tmp_path / "voc",
                          seed=1, fractions={"train": 0.5, "val": 0.25, "test": 0.25}, group_by="image")

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, WorkflowCopy
-from video_fixtures import (
-    TINY_DEMO,
+from helpers.media import (
     file_hashes,
     not_a_video,
     truncated_copy,
     write_video,
     zero_frame_video,
 )
+from helpers.workflow import REPO, TINY_DEMO, WorkflowCopy
 
 FRAMES_PER_VIDEO = 4
 TRICKY_NAME = """my clip; $HOME 'single' "double" été.mp4"""

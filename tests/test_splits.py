@@ -8,7 +8,7 @@ import sys
 import warnings
 
 import pytest
-from dataset_fixtures import extract_plums, labelled_videos
+from helpers.voc import extract_plums, labelled_videos
 
 from detflow.lib.cli import InputError
 from detflow.dataset import build_dataset
@@ -16,6 +16,7 @@ from detflow.splits import LIST_FILES, imbalance, make_splits, split_of, unit_ha
 
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 VIDEOS = [f"session {n:02d}" for n in range(12)]  # names with spaces: ids are made safe by the frame stage
+SIZE = (96, 72)  # width, height of the labelled frames
 
 
 def video_ids(names):
@@ -23,7 +24,7 @@ def video_ids(names):
 
 
 def build(root, videos, classes=("grab", "drop"), frames=3):
-    annotations, frame_dirs = labelled_videos(root, video_ids(videos), frames=frames, classes=classes)
+    annotations, frame_dirs = labelled_videos(root, video_ids(videos), frames=frames, classes=classes, size=SIZE)
     build_dataset(annotations, frame_dirs, root / "voc", classes=list(classes), on_error="stop")
     return root / "voc"
 

@@ -1,6 +1,6 @@
 """Training stage: real keras-retinanet training on a small synthetic VOC set
-(tests/training_fixtures.py), kept tiny: a MobileNet 128/0.25 backbone with
-16-wide FPN and heads, 96-128 px images, a few steps per epoch."""
+(helpers.voc.make_voc), kept tiny: a MobileNet 128/0.25 backbone with 16-wide
+FPN and heads, 96-128 px images, a few steps per epoch (helpers.models)."""
 import csv
 import hashlib
 import json
@@ -21,32 +21,14 @@ from detflow import train as training
 from detflow.lib.checkpoints import Progress
 from detflow.lib.cli import InputError
 
-from tensorboard.backend.event_processing import plugin_event_accumulator  # noqa: E402
-from tensorboard.util import tensor_util  # noqa: E402
-from training_fixtures import CLASSES, TINY_SETTINGS, make_voc, settings_options  # noqa: E402
-
-TINY = dict(backbone="mobilenet128_0.25", feature_size=16, steps=3, batch_size=2, learning_rate=1e-3,
-            image_min_side=96, image_max_side=128, keep_best=1, seed=1)
-SNAPSHOT = "mobilenet128_0.25_pascal_{:02d}.h5"
+from helpers.models import SNAPSHOT, TINY_SETTINGS, TINY_TRAIN, logged_scalars, settings_options  # noqa: E402
+from helpers.voc import CLASSES, make_voc  # noqa: E402
 
 
 def run_training(voc_dir, work, classes=tuple(CLASSES), **overrides):
-    settings = training.Settings(**{**TINY_SETTINGS, **TINY, **overrides})
+    settings = training.Settings(**{**TINY_SETTINGS, **TINY_TRAIN, **overrides})
     return training.train(voc_dir, work / "metrics.csv", work / "training.json", work / "snapshots",
                           work / "tensorboard", settings, classes=list(classes), device="CPU (test)")
-
-
-def logged_scalars(tensorboard_run):
-    """{tag: {step: value}} as tensorboard's event reader sees them (last value per step)."""
-    accumulator = plugin_event_accumulator.EventAccumulator(
-        str(tensorboard_run), size_guidance={plugin_event_accumulator.TENSORS: 0})
-    accumulator.Reload()
-    scalars = {}
-    for tag in accumulator.Tags()["tensors"]:
-        if tag.startswith("epoch_"):
-            scalars[tag] = {event.step: float(tensor_util.make_ndarray(event.tensor_proto))
-                            for event in accumulator.Tensors(tag)}
-    return scalars
 
 
 def metrics_rows(work):
@@ -64,11 +46,6 @@ def best_epoch(values, larger_is_better):
     as_stored = [float(np.float32(value)) for value in values]
     target = max(as_stored) if larger_is_better else min(as_stored)
     return as_stored.index(target) + 1
-
-
-@pytest.fixture(scope="module")
-def voc(tmp_path_factory):
-    return make_voc(tmp_path_factory.mktemp("data") / "voc")
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +105,7 @@ def test_metrics_csv_has_one_row_per_epoch(trained):
     for row in rows:
         assert np.isfinite(float(row["loss"])) and 0 <= float(row["mAP"]) <= 1 and float(row["seconds"]) > 0
     assert summary["epochs_completed"] == 5 and summary["stopped"] == "completed"
-    assert summary["optimizer_iterations"] == 5 * TINY["steps"]
+    assert summary["optimizer_iterations"] == 5 * TINY_TRAIN["steps"]
     assert summary["dataset"]["train"] == {"images": 16, "boxes": {"grab": 12, "drop": 12}}
     assert summary["dataset"]["val"]["images"] == 6
     assert summary["images_per_second"] > 0
@@ -184,8 +161,8 @@ def test_more_epochs_continue_from_the_last_snapshot_with_its_optimizer_state(tr
     before = metrics_rows(work)
     summary = run_training(voc, work, epochs=6)
     assert summary["resumed_from"] == {"epoch": 5, "snapshot": str(work / "snapshots" / SNAPSHOT.format(5)),
-                                       "optimizer_iterations": 5 * TINY["steps"]}
-    assert summary["optimizer_iterations"] == 6 * TINY["steps"]
+                                       "optimizer_iterations": 5 * TINY_TRAIN["steps"]}
+    assert summary["optimizer_iterations"] == 6 * TINY_TRAIN["steps"]
     rows = metrics_rows(work)
     assert [row["epoch"] for row in rows] == ["1", "2", "3", "4", "5", "6"]
     assert [row["loss"] for row in rows[:5]] == [row["loss"] for row in before]
@@ -200,7 +177,7 @@ def test_changed_settings_start_clean_from_the_given_weights(trained, voc, tmp_p
         summary = run_training(voc, work, epochs=1, learning_rate=5e-4, weights=str(weights))
     assert "starting from scratch: the dataset, classes, settings or code changed" in caplog.text
     assert f"starting weights: {weights} (" in caplog.text
-    assert summary["resumed_from"] is None and summary["optimizer_iterations"] == TINY["steps"]
+    assert summary["resumed_from"] is None and summary["optimizer_iterations"] == TINY_TRAIN["steps"]
     assert sorted(path.name for path in (work / "snapshots").glob("*.h5")) == [SNAPSHOT.format(1)]
     assert sorted(logged_scalars(work / "tensorboard" / "train")["epoch_loss"]) == [0]
     assert len(metrics_rows(work)) == 1
@@ -338,7 +315,7 @@ def test_killed_training_resumes_at_the_right_epoch_through_snakemake(workflow_c
     """kill -9 of Snakemake's whole process group in the middle of epoch 2, then
     `snakemake --rerun-incomplete` continues from snapshot 1 with its optimizer state."""
     steps = 20
-    workflow_copy.set_config(train={**TINY, "epochs": 3, "steps": steps})
+    workflow_copy.set_config(train={**TINY_TRAIN, "epochs": 3, "steps": steps})
     root = workflow_copy.root
     shutil.copytree(voc, root / "results" / "voc")
     # Only the training rule: the VOC tree above stands in for the data stages.
@@ -392,7 +369,7 @@ TINY_DEMO = dict(
 def test_tiny_real_run_from_videos_to_inference_model_and_what_reruns(workflow_copy):
     """The demo's videos through every stage to an inference model (2 epochs of 3 steps);
     then a training setting reruns training and after, a selection setting only selection and after."""
-    workflow_copy.set_config(**TINY_DEMO, train={**TINY, "epochs": 2})
+    workflow_copy.set_config(**TINY_DEMO, train={**TINY_TRAIN, "epochs": 2})
     workflow_copy.snakemake("--", "results/model/inference.h5")
     root = workflow_copy.root
     event_files = list((root / "results" / "training" / "tensorboard" / "train").glob("events.out.tfevents.*"))
@@ -413,7 +390,7 @@ def test_tiny_real_run_from_videos_to_inference_model_and_what_reruns(workflow_c
     assert workflow_copy.dry_run_jobs(target) == {}
     workflow_copy.set_config(train={"learning_rate": 2e-3})
     assert workflow_copy.dry_run_jobs(target) == {"train": 1, "best_snapshot": 1, "convert": 1}
-    workflow_copy.set_config(train={"learning_rate": TINY["learning_rate"]}, select={"metric": "loss"})
+    workflow_copy.set_config(train={"learning_rate": TINY_TRAIN["learning_rate"]}, select={"metric": "loss"})
     assert workflow_copy.dry_run_jobs(target) == {"best_snapshot": 1, "convert": 1}
     trained_at = (root / "results" / "training" / "training.json").stat().st_mtime_ns
     workflow_copy.snakemake("--", target)

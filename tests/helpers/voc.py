@@ -1,11 +1,14 @@
-"""A small synthetic Pascal VOC dataset for the training stages' tests, laid out
-as the dataset and splits stages write it (results/voc/...).
+"""Pascal VOC for the tests: labelImg-style annotations (written with detflow.lib.pascal_voc) of
+frames written with OpenCV, the frames and labels of whole videos, a synthetic VOC tree laid out as
+the dataset and splits stages write it (results/voc/...), and the real plums tree extracted from its
+zip.
 
-Images of 128-192 px with one or two drawn hands on blurred colour noise: a
-"grab" is a closed fist (a round palm with knuckles), a "drop" an open hand
-(a palm with four spread fingers).
+The synthetic tree's images are 128-192 px with one or two drawn hands on blurred colour noise: a
+"grab" is a closed fist (a round palm with knuckles), a "drop" an open hand (a palm with four
+spread fingers).
 """
 import json
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -13,20 +16,66 @@ import numpy as np
 
 from detflow.lib.pascal_voc import write_annotation
 
+from .media import FRAME_SIZE, write_image
+from .workflow import REPO
+
 CLASSES = {"grab": 0, "drop": 1}
-# Every training setting (config.yaml's train section; the stage has no defaults), for a tiny model.
-TINY_SETTINGS = dict(backbone="mobilenet128_0.25", weights="none", feature_size=16, epochs=2, steps=3, batch_size=2,
-                     learning_rate=1e-3, image_min_side=96, image_max_side=128, augment=False, freeze_backbone=False,
-                     patience=0, keep_best=1, seed=1, min_free_mb=500)
-
-
-def settings_options(**overrides):
-    """The training settings as the train stage's command-line options."""
-    options = []
-    for name, value in {**TINY_SETTINGS, **overrides}.items():
-        options += [f"--{name.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
-    return options
+# The real plums data in ../shared: PlumsVOC.zip (15 labelImg files from someone else's machine) and
+# raw_frames/ (60 camera frames). Tests using it skip when it is absent (the plums fixture).
+PLUMS = REPO.parent / "shared" / "data" / "plums"
 SKIN = (120, 160, 215)  # BGR
+
+
+def make_frames(root, frames_per_video, size=FRAME_SIZE):
+    """``root/<video>/<video>_<index:06d>.jpg`` for each video; returns {image id: path}."""
+    images = {}
+    for number, (video, count) in enumerate(sorted(frames_per_video.items())):
+        for index in range(count):
+            image_id = f"{video}_{index:06d}"
+            images[image_id] = write_image(root / video / f"{image_id}.jpg", size, seed=number * 1000 + index)
+    return images
+
+
+def box(index, size=FRAME_SIZE):
+    """A box that fits inside a frame, different for each index."""
+    width, height = size
+    xmin, ymin = 1 + index % 20, 1 + index % 15
+    return {"xmin": xmin, "ymin": ymin, "xmax": min(width, xmin + 30), "ymax": min(height, ymin + 25)}
+
+
+def annotate(annotations_dir, image_id, class_names, size=FRAME_SIZE):
+    """A labelImg-style annotation of ``image_id`` with one box per name in ``class_names``."""
+    annotations_dir.mkdir(parents=True, exist_ok=True)
+    objects = [{"name": name, **box(number, size)} for number, name in enumerate(class_names)]
+    path = annotations_dir / f"{image_id}.xml"
+    write_annotation(path, filename=f"{image_id}.jpg", width=size[0], height=size[1], objects=objects,
+                     image_path=f"C:\\Users\\someone\\frames\\{image_id}.jpg")
+    return path
+
+
+def labelled_videos(root, videos, frames=4, classes=("grab", "drop"), size=FRAME_SIZE):
+    """Frames of ``videos`` (of ``size``) under root/frames and annotations under root/annotations.
+
+    Video number k shows class k % len(classes) in every frame, plus a second
+    class in its last frame, and its first frame is a negative.
+    Returns (annotations dir, list of frame dirs).
+    """
+    images = make_frames(root / "frames", {video: frames for video in videos}, size)
+    for number, video in enumerate(sorted(videos)):
+        for index in range(frames):
+            names = [] if index == 0 else [classes[number % len(classes)]]
+            if index == frames - 1:
+                names.append(classes[(number + 1) % len(classes)])
+            annotate(root / "annotations", f"{video}_{index:06d}", names, size)
+    frame_dirs = sorted({path.parent for path in images.values()})
+    return root / "annotations", frame_dirs
+
+
+def extract_plums(plums, target):
+    """The plums VOC tree (15 labelImg files from someone else's machine) extracted under ``target``."""
+    with zipfile.ZipFile(plums / "PlumsVOC.zip") as archive:
+        archive.extractall(target)
+    return target / "PlumsVOC"
 
 
 def _background(random, height, width):

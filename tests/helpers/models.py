@@ -1,5 +1,6 @@
-"""Small real keras-retinanet inference models for the prediction, evaluation,
-report and pre-labelling tests, built in seconds instead of trained for minutes.
+"""Small real keras-retinanet models for the tests: inference models built in seconds instead of
+trained for minutes (prediction, evaluation, report, pre-labelling and Label Studio tests), the
+settings that train a tiny one in seconds, and what its training logs.
 
 A freshly initialised RetinaNet scores every anchor alike (its activations
 vanish through the untrained backbone and the head's tiny initial weights), so
@@ -16,12 +17,15 @@ scores and both classes: what the plumbing needs, not a good detector.
 import cv2
 import numpy as np
 
+from detflow.lib import inference
 from detflow.lib import retinanet_compat as compat
 from detflow.lib.model_card import ModelCard, embed
 
 import tf_keras as keras  # noqa: E402  (after the compat module)
 from keras_retinanet import models  # noqa: E402
 from keras_retinanet.utils.image import read_image_bgr, resize_image  # noqa: E402
+from tensorboard.backend.event_processing import plugin_event_accumulator  # noqa: E402
+from tensorboard.util import tensor_util  # noqa: E402
 
 BACKBONE = "mobilenet128_0.25"
 FEATURE_SIZE = 16
@@ -29,6 +33,42 @@ IMAGE_MIN_SIDE, IMAGE_MAX_SIDE = 96, 128
 CALIBRATION_SHAPE = (96, 128)  # height, width of the calibration batch
 # The description of the models made here with their defaults, as the convert stage writes it.
 CARD = ModelCard(BACKBONE, FEATURE_SIZE, ("grab", "drop"), IMAGE_MIN_SIDE, IMAGE_MAX_SIDE)
+
+# Every training setting (config.yaml's train section; the stage has no defaults), for a tiny model.
+TINY_SETTINGS = dict(backbone="mobilenet128_0.25", weights="none", feature_size=16, epochs=2, steps=3, batch_size=2,
+                     learning_rate=1e-3, image_min_side=96, image_max_side=128, augment=False, freeze_backbone=False,
+                     patience=0, keep_best=1, seed=1, min_free_mb=500)
+# The settings that make the model tiny, as a change to config.yaml's train section in the Snakemake runs.
+TINY_TRAIN = dict(backbone="mobilenet128_0.25", feature_size=16, steps=3, batch_size=2, learning_rate=1e-3,
+                  image_min_side=96, image_max_side=128, keep_best=1, seed=1)
+# The training stage's snapshot of an epoch, for the tiny model's backbone.
+SNAPSHOT = "mobilenet128_0.25_pascal_{:02d}.h5"
+
+
+def settings_options(**overrides):
+    """The training settings as the train stage's command-line options."""
+    options = []
+    for name, value in {**TINY_SETTINGS, **overrides}.items():
+        options += [f"--{name.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return options
+
+
+def logged_scalars(tensorboard_run):
+    """{tag: {step: value}} as tensorboard's event reader sees them (last value per step)."""
+    accumulator = plugin_event_accumulator.EventAccumulator(
+        str(tensorboard_run), size_guidance={plugin_event_accumulator.TENSORS: 0})
+    accumulator.Reload()
+    scalars = {}
+    for tag in accumulator.Tags()["tensors"]:
+        if tag.startswith("epoch_"):
+            scalars[tag] = {event.step: float(tensor_util.make_ndarray(event.tensor_proto))
+                            for event in accumulator.Tensors(tag)}
+    return scalars
+
+
+def detector(model, score_threshold=0.5):
+    """A loaded model made here, as the stages detect with it."""
+    return inference.Detector(model, CARD, score_threshold=score_threshold)
 
 
 def _calibration_batch(backbone, image_paths, image_min_side, image_max_side):

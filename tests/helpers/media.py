@@ -1,27 +1,15 @@
-"""Real small videos for the video-stage tests, written with OpenCV's VideoWriter:
-frames whose content identifies their index, every container the workflow
-accepts, and the broken files of the bad-input cases."""
+"""Videos and images written with OpenCV: frames whose content identifies their index, seeded
+noise, every container the workflow accepts, the broken files of the bad-input cases, and file
+hashes that prove an input was left unchanged."""
 import hashlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from conftest import PLUMS
-
-FRAME_SIZE = (160, 120)  # width, height
+FRAME_SIZE = (160, 120)  # width, height of the helpers' videos and images, unless a test gives another
+# The codec each container is written with.
 FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
-# The demo of the Snakemake tests: three tiny videos.
-TINY_DEMO = {"seed": 5, "videos": 3, "seconds": 2, "fps": 10, "width": 160, "height": 120}
-# The tiny end-to-end run (the whole-workflow and cluster tests): 4 demo videos of 2 s split
-# 2/1/1 by seed 24, 6 frames labelled per video, 2 epochs of 3 steps of a small MobileNet.
-TINY_WORKFLOW = dict(
-    demo={**TINY_DEMO, "videos": 4},
-    labelling={"frames_per_video": 6},
-    split={"seed": 24, "train": 0.5, "val": 0.25, "test": 0.25},
-    train={"backbone": "mobilenet128_0.25", "feature_size": 16, "epochs": 2, "steps": 3, "batch_size": 2,
-           "learning_rate": 1e-3, "image_min_side": 96, "image_max_side": 128},
-)
 
 
 def pattern_frame(index, size=FRAME_SIZE):
@@ -36,11 +24,26 @@ def pattern_frame(index, size=FRAME_SIZE):
     return frame
 
 
-def write_video(path, frames, fps=10):
-    """Write ``frames`` (an int n for pattern frames 0..n-1, or a list of images) with the container's codec."""
+def noise_frames(count, size=FRAME_SIZE, seed=0):
+    """``count`` images of seeded noise, each different from the others."""
+    width, height = size
+    random = np.random.default_rng(seed)
+    return [random.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def write_image(path, size=FRAME_SIZE, seed=0):
+    """A noisy JPEG (noise, so that each image differs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), noise_frames(1, size, seed)[0])
+    return path
+
+
+def write_video(path, frames, fps=10, size=FRAME_SIZE):
+    """Write ``frames`` with the container's codec (FOURCC): an int n for pattern frames 0..n-1 of ``size``,
+    or a list of images (e.g. ``noise_frames``), which give the video their own size."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    images = [pattern_frame(index) for index in range(frames)] if isinstance(frames, int) else frames
+    images = [pattern_frame(index, size) for index in range(frames)] if isinstance(frames, int) else frames
     height, width = images[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC[path.suffix.lower()]), fps, (width, height))
     assert writer.isOpened(), path
@@ -82,9 +85,9 @@ def not_a_video(path):
     return Path(path)
 
 
-def plums_video(path, fps=5):
-    """The 60 raw plums camera frames encoded as a video (real footage); their paths in order."""
-    sources = sorted((PLUMS / "raw_frames").glob("*.jpg"))
+def plums_video(path, plums, fps=5):
+    """The 60 raw camera frames of the plums data (real footage) encoded as a video; their paths in order."""
+    sources = sorted((Path(plums) / "raw_frames").glob("*.jpg"))
     write_video(path, [cv2.imread(str(source)) for source in sources], fps=fps)
     return sources
 
