@@ -1,7 +1,7 @@
 """The report: training curves from TensorBoard logs and the chosen snapshot,
 dataset statistics, the metrics table, a gallery and the summary, from the
-stages' real outputs; it says so when nothing was detected. And one tiny real
-run of the whole workflow through Snakemake, with `snakemake --report`."""
+stages' real outputs; it says so when nothing was detected. The whole workflow
+with `snakemake --report`: tests/test_workflow_end_to_end.py."""
 import json
 import re
 
@@ -11,7 +11,6 @@ import pytest
 from helpers.media import write_video
 from helpers.models import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE
 from helpers.voc import CLASSES, annotate, make_frames, make_voc
-from helpers.workflow import TINY_WORKFLOW
 
 from detflow import evaluate, predict, report
 from detflow.lib import inference
@@ -192,32 +191,3 @@ def test_summary_has_the_headline_numbers_and_prints_the_test_map(outputs, train
     assert lines[3].startswith(f"Model: {BACKBONE}, FPN and heads {FEATURE_SIZE} wide") and "epoch 3 of 5" in lines[3]
     assert capsys.readouterr().out == f"Test mAP@0.5: {test['mAP']:.4f} on 6 test images\n"
     assert report.headline([]) == "Test mAP: not evaluated (add test to predict.splits)"
-
-
-@pytest.mark.slow
-def test_whole_tiny_run_through_snakemake_and_its_html_report(workflow_copy):
-    """The demo from videos to summary.txt (a model of 2 epochs of 3 steps: it detects nothing, which the
-    report must say), the HTML report, pre-labelling, and what a prediction setting reruns."""
-    workflow_copy.set_config(**TINY_WORKFLOW)
-    run = workflow_copy.snakemake()
-    root = workflow_copy.root
-    assert re.search(r"Test mAP@0\.5: (\d\.\d{4}|undefined .*) on \d+ test images", run.stdout)
-    summary = (root / "results" / "summary.txt").read_text()
-    assert summary.startswith("Run summary\nTest mAP@0.5: ") and "Model: mobilenet128_0.25, FPN and heads 16" in summary
-    for video in ("demo_00", "demo_01", "demo_02", "demo_03"):
-        assert (root / "results" / "predictions" / "videos" / f"{video}.mp4").stat().st_size > 0
-        assert (root / "logs" / "predict_video" / f"{video}.log").exists()
-    metrics = json.loads((root / "results" / "evaluation" / "test" / "metrics.json").read_text())
-    assert metrics["images"] > 0 and (root / "results" / "evaluation" / "test" / "pr_curves.png").exists()
-    workflow_copy.snakemake("--report", "results/report/report.html")
-    html_report = (root / "results" / "report" / "report.html").read_text()
-    for item in ("training_curves.png", "model.html", "dataset.html", "metrics.html", "pr_curves.png",
-                 "Precision-recall curves", "Predictions", "Evaluation", "Training", "Dataset"):
-        assert item in html_report
-    prelabel = workflow_copy.snakemake("prelabel")
-    assert "Drafts: 0 new in results/drafts" in prelabel.stdout  # the demo labels every chosen frame
-    assert (root / "results" / "drafts" / "drafts.csv").read_text().count(",labelled,") == 4 * 6
-    assert workflow_copy.dry_run_jobs() == {}
-    workflow_copy.set_config(predict={"score_threshold": 0.3})
-    assert workflow_copy.dry_run_jobs() == {"predict_split": 2, "predict_video": 4, "gallery": 2, "results_report": 1,
-                                            "summary": 1, "all": 1}

@@ -1,6 +1,8 @@
 """Training stage: real keras-retinanet training on a small synthetic VOC set
 (helpers.voc.make_voc), kept tiny: a MobileNet 128/0.25 backbone with 16-wide
-FPN and heads, 96-128 px images, a few steps per epoch (helpers.models)."""
+FPN and heads, 96-128 px images, a few steps per epoch (helpers.models). The
+workflow from the demo's videos to the inference model:
+tests/test_workflow_end_to_end.py."""
 import csv
 import hashlib
 import json
@@ -357,45 +359,7 @@ def test_killed_training_resumes_at_the_right_epoch_through_snakemake(workflow_c
     assert rows[0]["loss"] == repr(records[0]["loss"])
 
 
-TINY_DEMO = dict(
-    demo={"videos": 4, "seconds": 3, "fps": 10, "width": 192, "height": 144},
-    frames={"every_nth": 1},
-    labelling={"frames_per_video": 12},
-    split={"seed": 24, "train": 0.5, "val": 0.25, "test": 0.25},  # seed 24 puts the 4 videos 2/1/1
-)
-
-
-@pytest.mark.slow
-def test_tiny_real_run_from_videos_to_inference_model_and_what_reruns(workflow_copy):
-    """The demo's videos through every stage to an inference model (2 epochs of 3 steps);
-    then a training setting reruns training and after, a selection setting only selection and after."""
-    workflow_copy.set_config(**TINY_DEMO, train={**TINY_TRAIN, "epochs": 2})
-    workflow_copy.snakemake("--", "results/model/inference.h5")
-    root = workflow_copy.root
-    event_files = list((root / "results" / "training" / "tensorboard" / "train").glob("events.out.tfevents.*"))
-    assert event_files
-    assert sorted(logged_scalars(root / "results" / "training" / "tensorboard" / "train")["epoch_mAP"]) == [0, 1]
-    snapshots = sorted(path.name for path in (root / "results" / "training" / "snapshots").glob("*.h5"))
-    assert snapshots == [SNAPSHOT.format(1), SNAPSHOT.format(2)]
-    best = json.loads((root / "results" / "model" / "best.json").read_text())
-    assert best["metric"] == "mAP" and best["epoch"] in (1, 2) and best["step"] == best["epoch"] - 1
-    assert (root / "results" / "model" / "best_snapshot.h5").read_bytes() == (root / best["snapshot"]).read_bytes()
-    assert (root / "results" / "model" / "inference.h5").stat().st_size > 0
-    train_log = (root / "logs" / "train" / "train.log").read_text()
-    assert "uses CPU (2 threads); no GPU visible" in train_log or "uses GPU" in train_log  # the device, logged
-    training_json = json.loads((root / "results" / "training" / "training.json").read_text())
-    assert training_json["dataset"]["val"]["images"] > 0 and training_json["epochs_completed"] == 2
-
-    target = "results/model/inference.h5"
-    assert workflow_copy.dry_run_jobs(target) == {}
-    workflow_copy.set_config(train={"learning_rate": 2e-3})
-    assert workflow_copy.dry_run_jobs(target) == {"train": 1, "best_snapshot": 1, "convert": 1}
-    workflow_copy.set_config(train={"learning_rate": TINY_TRAIN["learning_rate"]}, select={"metric": "loss"})
-    assert workflow_copy.dry_run_jobs(target) == {"best_snapshot": 1, "convert": 1}
-    trained_at = (root / "results" / "training" / "training.json").stat().st_mtime_ns
-    workflow_copy.snakemake("--", target)
-    assert json.loads((root / "results" / "model" / "best.json").read_text())["metric"] == "loss"
-    assert (root / "results" / "training" / "training.json").stat().st_mtime_ns == trained_at
+# ---------------------------------------------------------------- another backbone family
 
 
 @pytest.mark.slow

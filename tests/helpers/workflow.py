@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 WORKFLOW_PARTS = ("Snakefile", "config.yaml", "rules", "workflow", "profiles", "envs")
 # The demo of the Snakemake tests: three tiny videos.
 TINY_DEMO = {"seed": 5, "videos": 3, "seconds": 2, "fps": 10, "width": 160, "height": 120}
-# The tiny end-to-end run (the whole-workflow test and tests/test_cluster.py): 4 demo videos
+# The tiny end-to-end run (tests/test_workflow_end_to_end.py and tests/test_cluster.py): 4 demo videos
 # of 2 s split 2/1/1 by seed 24, 6 frames labelled per video, 2 epochs of 3 steps of a small MobileNet.
 TINY_WORKFLOW = dict(
     demo={**TINY_DEMO, "videos": 4},

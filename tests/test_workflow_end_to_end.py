@@ -1,0 +1,81 @@
+"""The workflow end to end through Snakemake, on the demo kept tiny (a MobileNet 128/0.25 with
+16-wide FPN and heads, 2 epochs of 3 steps): from the demo's videos to the inference model and what
+a training or a selection setting reruns; and the whole run to summary.txt, its HTML report,
+pre-labelling and what a prediction setting reruns. The same run on a SLURM cluster:
+tests/test_cluster.py."""
+import json
+import re
+
+import pytest
+from helpers.models import SNAPSHOT, TINY_TRAIN, logged_scalars
+from helpers.workflow import TINY_WORKFLOW
+
+# From the demo's videos to the inference model: 4 videos of 3 s, every frame extracted, 12 labelled per video.
+DEMO_TO_MODEL = dict(
+    demo={"videos": 4, "seconds": 3, "fps": 10, "width": 192, "height": 144},
+    frames={"every_nth": 1},
+    labelling={"frames_per_video": 12},
+    split={"seed": 24, "train": 0.5, "val": 0.25, "test": 0.25},  # seed 24 puts the 4 videos 2/1/1
+)
+
+
+@pytest.mark.slow
+def test_tiny_real_run_from_videos_to_inference_model_and_what_reruns(workflow_copy):
+    """The demo's videos through every stage to an inference model (2 epochs of 3 steps);
+    then a training setting reruns training and after, a selection setting only selection and after."""
+    workflow_copy.set_config(**DEMO_TO_MODEL, train={**TINY_TRAIN, "epochs": 2})
+    workflow_copy.snakemake("--", "results/model/inference.h5")
+    root = workflow_copy.root
+    event_files = list((root / "results" / "training" / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    assert event_files
+    assert sorted(logged_scalars(root / "results" / "training" / "tensorboard" / "train")["epoch_mAP"]) == [0, 1]
+    snapshots = sorted(path.name for path in (root / "results" / "training" / "snapshots").glob("*.h5"))
+    assert snapshots == [SNAPSHOT.format(1), SNAPSHOT.format(2)]
+    best = json.loads((root / "results" / "model" / "best.json").read_text())
+    assert best["metric"] == "mAP" and best["epoch"] in (1, 2) and best["step"] == best["epoch"] - 1
+    assert (root / "results" / "model" / "best_snapshot.h5").read_bytes() == (root / best["snapshot"]).read_bytes()
+    assert (root / "results" / "model" / "inference.h5").stat().st_size > 0
+    train_log = (root / "logs" / "train" / "train.log").read_text()
+    assert "uses CPU (2 threads); no GPU visible" in train_log or "uses GPU" in train_log  # the device, logged
+    training_json = json.loads((root / "results" / "training" / "training.json").read_text())
+    assert training_json["dataset"]["val"]["images"] > 0 and training_json["epochs_completed"] == 2
+
+    target = "results/model/inference.h5"
+    assert workflow_copy.dry_run_jobs(target) == {}
+    workflow_copy.set_config(train={"learning_rate": 2e-3})
+    assert workflow_copy.dry_run_jobs(target) == {"train": 1, "best_snapshot": 1, "convert": 1}
+    workflow_copy.set_config(train={"learning_rate": TINY_TRAIN["learning_rate"]}, select={"metric": "loss"})
+    assert workflow_copy.dry_run_jobs(target) == {"best_snapshot": 1, "convert": 1}
+    trained_at = (root / "results" / "training" / "training.json").stat().st_mtime_ns
+    workflow_copy.snakemake("--", target)
+    assert json.loads((root / "results" / "model" / "best.json").read_text())["metric"] == "loss"
+    assert (root / "results" / "training" / "training.json").stat().st_mtime_ns == trained_at
+
+
+@pytest.mark.slow
+def test_whole_tiny_run_through_snakemake_and_its_html_report(workflow_copy):
+    """The demo from videos to summary.txt (a model of 2 epochs of 3 steps: it detects nothing, which the
+    report must say), the HTML report, pre-labelling, and what a prediction setting reruns."""
+    workflow_copy.set_config(**TINY_WORKFLOW)
+    run = workflow_copy.snakemake()
+    root = workflow_copy.root
+    assert re.search(r"Test mAP@0\.5: (\d\.\d{4}|undefined .*) on \d+ test images", run.stdout)
+    summary = (root / "results" / "summary.txt").read_text()
+    assert summary.startswith("Run summary\nTest mAP@0.5: ") and "Model: mobilenet128_0.25, FPN and heads 16" in summary
+    for video in ("demo_00", "demo_01", "demo_02", "demo_03"):
+        assert (root / "results" / "predictions" / "videos" / f"{video}.mp4").stat().st_size > 0
+        assert (root / "logs" / "predict_video" / f"{video}.log").exists()
+    metrics = json.loads((root / "results" / "evaluation" / "test" / "metrics.json").read_text())
+    assert metrics["images"] > 0 and (root / "results" / "evaluation" / "test" / "pr_curves.png").exists()
+    workflow_copy.snakemake("--report", "results/report/report.html")
+    html_report = (root / "results" / "report" / "report.html").read_text()
+    for item in ("training_curves.png", "model.html", "dataset.html", "metrics.html", "pr_curves.png",
+                 "Precision-recall curves", "Predictions", "Evaluation", "Training", "Dataset"):
+        assert item in html_report
+    prelabel = workflow_copy.snakemake("prelabel")
+    assert "Drafts: 0 new in results/drafts" in prelabel.stdout  # the demo labels every chosen frame
+    assert (root / "results" / "drafts" / "drafts.csv").read_text().count(",labelled,") == 4 * 6
+    assert workflow_copy.dry_run_jobs() == {}
+    workflow_copy.set_config(predict={"score_threshold": 0.3})
+    assert workflow_copy.dry_run_jobs() == {"predict_split": 2, "predict_video": 4, "gallery": 2, "results_report": 1,
+                                            "summary": 1, "all": 1}
