@@ -12,7 +12,8 @@ from helpers.voc import extract_plums, labelled_videos
 
 from detflow.lib.cli import InputError
 from detflow.dataset import build_dataset
-from detflow.splits import LIST_FILES, imbalance, make_splits, split_of, unit_hash
+from detflow.lib.split_rule import unit_hash
+from detflow.splits import LIST_FILES, imbalance, make_splits, split_of
 
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 VIDEOS = [f"session {n:02d}" for n in range(12)]  # names with spaces: ids are made safe by the frame stage
