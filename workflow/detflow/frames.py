@@ -14,8 +14,16 @@ are kept:
   ``duplicate_threshold`` is skipped and recorded as a near-duplicate;
 - at most ``max_frames`` kept frames.
 
+Timestamps are the video's own (variable frame rates included). From the first
+frame whose timestamp does not come after the previous one (stuck at 0, as in
+raw H.264 streams, or going backwards) on, a frame's time is counted from the
+last good one at the nominal frame rate, with a warning, and the manifest says
+so. Frames come out upright where rotation metadata (phone video) says so.
+
 The manifest lists every frame that passed the stride and time selection:
-``frame_index,timestamp_s,file,kept,reason``. Frames between the chosen ones
+``frame_index,timestamp_s,file,kept,reason,timestamp_from,source`` where
+``timestamp_from`` is ``stream`` or ``index at <fps> fps`` and ``source`` is the
+video's file name (its id may be shortened). Frames between the chosen ones
 are only grabbed (decoded, never converted); JPEG encoding and writing run in
 a thread pool alongside decoding (OpenCV releases the GIL). Frames before
 ``start_s`` are decoded too, so indices are exact in every container.
@@ -33,7 +41,17 @@ import numpy as np
 
 from detflow.lib.cli import InputError, parse_bool, parse_optional, run
 from detflow.lib.frame_lists import MANIFEST_COLUMNS
-from detflow.lib.media import declared_frame_count, ended_early, open_video, single_video, video_id
+from detflow.lib.media import (
+    declared_duration,
+    declared_frame_count,
+    ended_before,
+    ended_early,
+    nominal_fps,
+    open_video,
+    rotation,
+    single_video,
+    video_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +98,40 @@ def _write_jpeg(path, image, quality):
     path.write_bytes(data)
 
 
+class FrameClock:
+    """The time of each decoded frame: the stream's timestamp while timestamps increase; from the first one
+    that does not (stuck at 0, or going backwards) on, the last good time plus frames since / nominal fps."""
+
+    def __init__(self, video, fps):
+        self.video, self.fps = video, fps
+        self.last = None  # (frame index, timestamp) of the last frame with a usable timestamp
+        self.fallback_from = None  # index of the first frame without one
+        self.intervals = None  # (shortest, longest) interval between usable timestamps
+
+    def time(self, frame_index, stream_timestamp):
+        if self.fallback_from is None and (self.last is None or stream_timestamp > self.last[1]):
+            if self.last is not None:
+                step = (stream_timestamp - self.last[1]) / (frame_index - self.last[0])
+                low, high = self.intervals or (step, step)
+                self.intervals = (min(low, step), max(high, step))
+            self.last = (frame_index, stream_timestamp)
+            return stream_timestamp
+        if self.fallback_from is None:
+            if self.fps is None:
+                raise InputError(self.video, f"frame {frame_index} has no usable timestamp and the file declares no "
+                                             "frame rate to count time by")
+            self.fallback_from = frame_index
+        return self.last[1] + (frame_index - self.last[0]) / self.fps
+
+    def source(self):
+        """What the current frame's time comes from, for the manifest."""
+        return "stream" if self.fallback_from is None else f"index at {self.fps:g} fps"
+
+    def variable(self):
+        """Whether the stream's frame intervals vary (variable frame rate), beyond millisecond rounding."""
+        return self.intervals is not None and self.intervals[1] - self.intervals[0] > 0.002 + 0.25 * self.intervals[0]
+
+
 class DuplicateFilter:
     """Recognises a frame that barely differs from the last kept one (mean grey-level difference of thumbnails)."""
 
@@ -99,14 +151,16 @@ class DuplicateFilter:
         return None
 
 
-def _select_and_write(capture, sampler, duplicates, out_dir, name, written, *, max_frames, jpeg_quality, threads):
+def _select_and_write(capture, clock, sampler, duplicates, out_dir, video, written, *, max_frames, jpeg_quality,
+                      threads):
     """Decode the video, write the selected frames (appended to ``written`` as they go); return
     (manifest rows, frames decoded, whether selection stopped before the end)."""
     rows, pending, frame_index, stopped_early = [], deque(), -1, False
+    name = video_id(video)
     with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
         while capture.grab():
             frame_index += 1
-            timestamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            timestamp = clock.time(frame_index, capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
             if sampler.past_end(timestamp) or (max_frames is not None and len(written) >= max_frames):
                 stopped_early = True
                 break
@@ -114,15 +168,16 @@ def _select_and_write(capture, sampler, duplicates, out_dir, name, written, *, m
                 continue
             ok, image = capture.retrieve()
             if not ok:
-                break
+                raise InputError(video, f"frame {frame_index} could not be decoded (corrupt video)")
+            described = (f"{timestamp:.3f}", clock.source(), video.name)
             reason = duplicates.reason_to_skip(frame_index, image) if duplicates else None
             if reason:
-                rows.append((frame_index, f"{timestamp:.3f}", "", "false", reason))
+                rows.append((frame_index, described[0], "", "false", reason, *described[1:]))
                 continue
             path = out_dir / frame_file_name(name, frame_index)
             pending.append(pool.submit(_write_jpeg, path, image, jpeg_quality))
             written.append(path)
-            rows.append((frame_index, f"{timestamp:.3f}", path.name, "true", ""))
+            rows.append((frame_index, described[0], path.name, "true", "", *described[1:]))
             while len(pending) > 2 * max(threads, 1):  # bound the frames held in memory
                 pending.popleft().result()
         for job in pending:  # raises a failed write here
@@ -143,6 +198,7 @@ def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise InputError(out_dir, "output folder is not empty; remove it or choose another one")
     capture = open_video(video, threads)
+    clock = FrameClock(video, nominal_fps(capture))
     sampler = FrameSampler(every_nth=every_nth, fps=fps, start_s=start_s, end_s=end_s)
     duplicates = DuplicateFilter(duplicate_threshold) if skip_duplicates else None
     created = not out_dir.exists()
@@ -150,9 +206,9 @@ def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=
     written = []
     try:
         rows, decoded, stopped_early = _select_and_write(
-            capture, sampler, duplicates, out_dir, video_id(video), written, max_frames=max_frames,
+            capture, clock, sampler, duplicates, out_dir, video, written, max_frames=max_frames,
             jpeg_quality=jpeg_quality, threads=threads)
-        _check_complete(video, capture, decoded, stopped_early)
+        _check_complete(video, capture, clock, decoded, stopped_early)
         if not written:
             until = "the end" if end_s is None else f"end_s={end_s:g} s"
             raise InputError(video, f"no frame between start_s={start_s:g} s and {until} ({decoded} frames decoded)")
@@ -174,14 +230,38 @@ def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=
     return len(written)
 
 
-def _check_complete(video, capture, decoded, stopped_early):
-    """Refuse a video that decodes no frame, or ends well before the length its container declares."""
+def _check_complete(video, capture, clock, decoded, stopped_early):
+    """Refuse a video that decodes no frame, or whose stream ends well before the duration its container
+    declares; log what the decoding showed of its frame count, frame rate, timestamps and rotation."""
     if decoded == 0:
         raise InputError(video, "no frame could be decoded (a zero-frame, corrupt or truncated video)")
-    declared = declared_frame_count(capture)
-    if not stopped_early and ended_early(declared, decoded):
-        raise InputError(video, f"decoding stopped at frame {decoded} of the {declared} the file declares "
-                                "(truncated or corrupt video)")
+    declared, fps, duration = declared_frame_count(capture), nominal_fps(capture), declared_duration(capture)
+    if clock.fallback_from is None:
+        last = clock.last[1]
+        if not stopped_early and ended_before(duration, last, fps):
+            raise InputError(video, f"decoding stopped at frame {decoded} ({last:.2f} s) of the {duration:.2f} s the "
+                                    "file declares (truncated or corrupt video)")
+        if not stopped_early and declared is not None and declared != decoded:
+            log.info("%s: the file declares %d frames, an estimate (its duration x nominal %g fps); the %d decoded "
+                     "frames run to its end (%.2f s)", video, declared, fps, decoded, last)
+    else:
+        log.warning("%s: frames from %d on carry no usable timestamp (stuck or going backwards): their times are "
+                    "counted by frame index at %g fps, the nominal frame rate the file declares (for a raw stream a "
+                    "guess); the manifest says so (timestamp_from)", video, clock.fallback_from, clock.fps)
+        if not stopped_early and ended_early(declared, decoded):
+            raise InputError(video, f"decoding stopped at frame {decoded} of the about {declared} the file declares "
+                                    "(an estimate; the frames carry no usable timestamps): truncated or corrupt video")
+        if declared is None:
+            log.warning("%s: the file declares no frame count or duration: a truncated end cannot be recognised", video)
+    if clock.variable():
+        low, high = clock.intervals
+        log.info("%s: variable frame rate (frames %.0f to %.0f ms apart): frames.fps selects by timestamp, "
+                 "frames.every_nth by frame index", video, 1000 * low, 1000 * high)
+    turned = rotation(capture)
+    if turned:
+        height, width = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        log.info("%s: turned upright as its rotation metadata (%d degrees) says: frames are %dx%d", video, turned,
+                 width, height)
 
 
 def main(argv=None):

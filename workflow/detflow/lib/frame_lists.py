@@ -11,7 +11,9 @@ from pathlib import Path
 from detflow.lib.cli import InputError
 from detflow.lib.media import video_id as safe_id
 
-MANIFEST_COLUMNS = ("frame_index", "timestamp_s", "file", "kept", "reason")
+# timestamp_from: "stream", or "index at <fps> fps" for frames without a usable timestamp; source: the video's
+# file name (its id may be shortened).
+MANIFEST_COLUMNS = ("frame_index", "timestamp_s", "file", "kept", "reason", "timestamp_from", "source")
 SELECTION_COLUMNS = ("frame_index", "timestamp_s", "file")
 
 

@@ -4,12 +4,20 @@ A video's name (its id) is the file name without extension, with every
 character other than letters, digits, ``-`` and ``_`` replaced by ``_``: ids
 become frame file names, Pascal VOC image ids (which keras-retinanet splits on
 whitespace) and Snakemake wildcards. Two files with the same id are kept
-together, so that the job for that id can refuse them by name.
+together, so that the job for that id can refuse them by name. An id longer
+than MAX_ID_BYTES (UTF-8) is cut and ends in a hash of the whole name, so that
+``<id>_<index:06d>.jpg`` fits in the 255 bytes file systems allow; a trailing
+frame number (``_000123``) is never cut, so the id of a frame file is its name.
 
-Videos are decoded with OpenCV's FFmpeg backend. The frame count a container
-declares may be an estimate (duration x frame rate), so a video is called
-truncated only when decoding ends clearly short of it.
+Videos are decoded with OpenCV's FFmpeg backend, which turns frames upright as
+the rotation metadata of phone videos says. The frame count a container
+declares may be an estimate (duration x nominal frame rate, e.g. Matroska, or
+variable-frame-rate video), so a video is called truncated only on evidence:
+a frame that cannot be decoded, or a stream whose last frame comes clearly
+before the duration the container declares.
 """
+import hashlib
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -19,6 +27,13 @@ import cv2
 from detflow.lib.cli import InputError
 
 _UNSAFE = re.compile(r"[^\w-]+")
+_FRAME_NUMBER = re.compile(r"_\d{6,}$")
+# File names may have 255 bytes: an id of 240 leaves room for "_<index>.jpg" with indices of up to 9 digits.
+MAX_ID_BYTES = 240
+HASH_CHARS = 10
+# Snakemake refuses a wildcard value ending in a piece repeated this many times (it takes it for an
+# infinite recursion: snakemake.io.PeriodicityDetector, 20 to 100 repeats).
+_PERIODIC = re.compile(r"(.+?)\1{19,99}$")
 # A container's declared frame count may be an estimate (duration x frame rate):
 # decoding may end this many frames (or this fraction) short of it without the
 # file being called truncated.
@@ -27,9 +42,26 @@ COUNT_TOLERANCE_FRACTION = 0.02
 
 
 def video_id(path):
-    """The safe name of a video file: ``my clip (2).mp4`` -> ``my_clip_2``."""
+    """The safe name of a video file: ``my clip (2).mp4`` -> ``my_clip_2``; a name of more than
+    MAX_ID_BYTES is cut and ends in ``_`` and a hash of the whole name."""
     stem = unicodedata.normalize("NFC", Path(path).stem)
-    return _UNSAFE.sub("_", stem).strip("_") or "video"
+    name = _UNSAFE.sub("_", stem).strip("_") or "video"
+    frame_number = _FRAME_NUMBER.search(name)
+    base, suffix = (name[:frame_number.start()], frame_number.group()) if frame_number else (name, "")
+    if len(base.encode()) <= MAX_ID_BYTES:
+        return name
+    digest = hashlib.sha256(base.encode()).hexdigest()[:HASH_CHARS]
+    cut = base.encode()[:MAX_ID_BYTES - HASH_CHARS - 1].decode(errors="ignore").rstrip("_")
+    return f"{cut}_{digest}{suffix}"
+
+
+def periodic_ending(name):
+    """(piece, repeats) where ``name`` ends in a piece repeated as often as Snakemake refuses in a
+    wildcard value, else None."""
+    if len(name) < 20:
+        return None
+    match = _PERIODIC.search(name)
+    return (match.group(1), len(match.group()) // len(match.group(1))) if match else None
 
 
 def discover_videos(directory, extensions):
@@ -40,8 +72,19 @@ def discover_videos(directory, extensions):
     endings = {f".{ext.lower()}" for ext in extensions}
     found = {}
     for path in sorted(directory.iterdir()):
-        if path.is_file() and path.suffix.lower() in endings:
-            found.setdefault(video_id(path), []).append(path)
+        if path.suffix.lower() not in endings:
+            continue
+        if path.is_symlink() and not path.exists():
+            raise InputError(path, f"broken symbolic link (its target {os.readlink(path)} does not exist); "
+                                   "restore the target or remove the link")
+        if path.is_file():
+            name = video_id(path)
+            periodic = periodic_ending(name)
+            if periodic:
+                raise InputError(path, f"its video name '{name}' ends in '{periodic[0]}' repeated {periodic[1]} "
+                                       "times, which Snakemake refuses in file names (it takes them for an "
+                                       "endless recursion); rename the file")
+            found.setdefault(name, []).append(path)
     if not found:
         raise InputError(directory, f"no videos in this folder (looked for {', '.join(sorted(endings))})")
     return found
@@ -70,7 +113,34 @@ def open_video(path, threads=0):
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
     if not capture.isOpened():
         raise InputError(path, "not a video OpenCV can read (not a video file, or a corrupt, truncated or zero-frame one)")
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # upright frames (the default of OpenCV 5, made explicit)
     return capture
+
+
+def rotation(capture):
+    """Degrees the video's rotation metadata turns its frames by (0 without any)."""
+    return int(round(capture.get(cv2.CAP_PROP_ORIENTATION_META))) % 360
+
+
+def nominal_fps(capture):
+    """The frame rate the container declares (an average, or a guess for raw streams), or None."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return fps if 0 < fps < 1000 else None
+
+
+def declared_duration(capture):
+    """Seconds the container says the video lasts (frame count / nominal frame rate), or None."""
+    count, fps = declared_frame_count(capture), nominal_fps(capture)
+    return count / fps if count and fps else None
+
+
+def ended_before(duration, last_timestamp, fps):
+    """Whether the last frame (starting at ``last_timestamp``, lasting about 1/fps) ends clearly before
+    ``duration``: the stream stopped early."""
+    if duration is None or last_timestamp is None or fps is None:
+        return False
+    tolerance = max(COUNT_TOLERANCE_FRAMES / fps, COUNT_TOLERANCE_FRACTION * duration)
+    return last_timestamp + 1 / fps < duration - tolerance
 
 
 def declared_frame_count(capture):
