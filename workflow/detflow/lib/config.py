@@ -1,5 +1,6 @@
 """Validation of the workflow's configuration against its JSON schema, plus the
-checks a schema cannot express. Errors name the offending key."""
+checks a schema cannot express. Errors name the offending key, in one line."""
+import unicodedata
 from pathlib import Path
 
 import jsonschema
@@ -9,24 +10,89 @@ from detflow.lib.cli import InputError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
+# train.weights values that name no file.
+NAMED_WEIGHTS = ("none", "imagenet")
 
 def _key(path):
     return ".".join(str(part) for part in path) or "(top level)"
 
 
-def validate_config(config, source="config"):
-    """Raise InputError naming the first bad key of ``config``; return it unchanged otherwise."""
+def class_name_problem(name):
+    """What is wrong with a class name, in words; None for a good one."""
+    if not name:
+        return "is empty"
+    if "," in name:
+        return "contains a comma, which separates classes on the command line"
+    if any(character in name for character in "<>&"):
+        return "contains < > or &, which would need escaping in Pascal VOC XML and Label Studio's labelling config"
+    if "\n" in name or "\r" in name:
+        return "contains a line break, and labelImg's classes.txt holds one name a line"
+    if name != name.strip():
+        return "starts or ends with a space, which readers of Pascal VOC <name> trim away"
+    if any(character.isspace() and character != " " for character in name):
+        return "contains a tab or another space character than the plain space"
+    if any(unicodedata.category(character) == "Cc" for character in name):
+        return "contains a control character"
+    if "  " in name:
+        return "contains two spaces in a row; separate words with single spaces"
+    return None
+
+
+def _message(error):
+    """The schema error in words: a pattern is explained by the item's description, never shown raw."""
+    if error.validator == "pattern":
+        if list(error.absolute_path)[:1] == ["classes"]:
+            problem = class_name_problem(error.instance) or "is not allowed"
+            return f"{error.instance!r} {problem}; {error.schema['description']}"
+        if "description" in error.schema:
+            return f"{error.instance!r} is not allowed; expected {error.schema['description']}"
+    if "description" in error.schema:
+        if error.instance is None:
+            return f"is empty (null); expected {error.schema['description']}"
+        return f"{error.message}; expected {error.schema['description']}"
+    return error.message
+
+
+def _check_weights(weights, project_dir, source):
+    """train.weights is none, imagenet or the path of an existing file (relative to the project folder)."""
+    if weights in NAMED_WEIGHTS:
+        return
+    path = Path(weights)
+    where = path if path.is_absolute() else Path(project_dir) / path
+    usage = "set it to none, imagenet or the path of an existing .h5 weights file"
+    if not where.exists() and weights.lower() in NAMED_WEIGHTS:
+        raise InputError(f"{source}: train.weights",
+                         f"{weights!r} names no file; write {weights.lower()} in lower case")
+    if not where.exists():
+        raise InputError(f"{source}: train.weights",
+                         f"{weights!r} does not exist (looked for {where}); {usage}")
+    if not where.is_file():
+        raise InputError(f"{source}: train.weights", f"{weights!r} is a folder, not a weights file ({where}); {usage}")
+
+
+def validate_config(config, source="config", project_dir=None):
+    """Raise InputError naming the first bad key of ``config``; return it unchanged otherwise.
+    ``project_dir``: the folder that relative paths are relative to (Snakemake's working directory,
+    the current one by default)."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         error = errors[0]
-        raise InputError(f"{source}: {_key(error.absolute_path)}", error.message)
+        raise InputError(f"{source}: {_key(error.absolute_path)}", _message(error))
+    normalised = [unicodedata.normalize("NFC", name) for name in config["classes"]]
+    for index, name in enumerate(normalised):
+        if name in normalised[:index]:
+            first = normalised.index(name)
+            typed, earlier = ascii(config["classes"][index]), ascii(config["classes"][first])
+            raise InputError(f"{source}: classes.{index}", f"{typed} is classes.{first} ({earlier}) "
+                             "with its accents composed differently; list each class once")
     split = config["split"]
     total = split["train"] + split["val"] + split["test"]
     if abs(total - 1.0) > 1e-6:
         raise InputError(f"{source}: split", f"train + val + test must be 1, they sum to {total:g}")
     train = config["train"]
+    _check_weights(train["weights"], Path.cwd() if project_dir is None else project_dir, source)
     if train["image_min_side"] > train["image_max_side"]:
         raise InputError(f"{source}: train.image_min_side", "must not exceed train.image_max_side")
     frames = config["frames"]

@@ -1,0 +1,209 @@
+"""The configuration check at start-up (detflow.lib.config): train.weights must name an existing file
+(or be none / imagenet), class names are refused in words, never as a raw regular expression, and a
+class name with a space (labelImg's `thumbs up`) travels through the workflow's command lines, the
+dataset stage, labelImg's classes.txt, the VOC tree and keras-retinanet's Pascal VOC reader."""
+import copy
+import json
+import re
+import shlex
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from helpers.workflow import REPO, TINY_DEMO, TINY_WORKFLOW
+from lxml import etree
+
+from detflow.lib.cli import InputError
+from detflow.lib.config import SCHEMA_PATH, class_name_problem, validate_config
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def with_values(config, **sections):
+    config = copy.deepcopy(config)
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            config[section].update(values)
+        else:
+            config[section] = values
+    return config
+
+
+def refusal(config, project_dir):
+    with pytest.raises(InputError) as error:
+        validate_config(config, project_dir=project_dir)
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+# train.weights
+
+
+@pytest.mark.parametrize("weights", ["none", "imagenet"])
+def test_named_weights_need_no_file(shipped, tmp_path, weights):
+    validate_config(with_values(shipped, train={"weights": weights}), project_dir=tmp_path)
+
+
+def test_weights_file_relative_to_the_project_folder(shipped, tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/start.h5").write_bytes(b"weights")
+    validate_config(with_values(shipped, train={"weights": "models/start.h5"}), project_dir=tmp_path)
+    message = refusal(with_values(shipped, train={"weights": "models/start.h5"}), tmp_path / "elsewhere")
+    assert message.startswith("config: train.weights: 'models/start.h5' does not exist")
+
+
+def test_missing_weights_file_is_refused_naming_key_and_path(shipped, tmp_path):
+    message = refusal(with_values(shipped, train={"weights": "models/old.h5"}), tmp_path)
+    looked = tmp_path / "models/old.h5"
+    assert message == (f"config: train.weights: 'models/old.h5' does not exist (looked for {looked}); "
+                       "set it to none, imagenet or the path of an existing .h5 weights file")
+    absolute = tmp_path / "gone.h5"
+    assert f"config: train.weights: '{absolute}' does not exist" in refusal(
+        with_values(shipped, train={"weights": str(absolute)}), tmp_path)
+
+
+def test_weights_folder_is_refused(shipped, tmp_path):
+    (tmp_path / "models").mkdir()
+    message = refusal(with_values(shipped, train={"weights": "models"}), tmp_path)
+    assert message.startswith("config: train.weights: 'models' is a folder, not a weights file")
+
+
+@pytest.mark.parametrize("weights, expected", [
+    ("ImageNet", "config: train.weights: 'ImageNet' names no file; write imagenet in lower case"),
+    ("None", "config: train.weights: 'None' names no file; write none in lower case"),
+    (None, "config: train.weights: is empty (null); expected none, imagenet or the path of an existing .h5 "
+           "weights file"),
+])
+def test_weights_spelling_is_explained(shipped, tmp_path, weights, expected):
+    assert refusal(with_values(shipped, train={"weights": weights}), tmp_path) == expected
+
+
+def test_missing_weights_stop_snakemake_before_any_job(workflow_copy):
+    """A missing weights file used to leave an earlier model in place (exit 0); now nothing runs."""
+    workflow_copy.set_config(demo=TINY_DEMO, train={"weights": "models/old.h5"})
+    result = workflow_copy.snakemake("-n", check=False)
+    assert result.returncode != 0
+    line = ("invalid configuration: config: train.weights: 'models/old.h5' does not exist "
+            f"(looked for {workflow_copy.root / 'models/old.h5'}); ")
+    assert line in result.stdout
+    assert "Traceback" not in result.stdout
+    assert not (workflow_copy.root / "results").exists()
+    (workflow_copy.root / "models").mkdir()
+    (workflow_copy.root / "models/old.h5").write_bytes(b"weights")
+    assert "train" in workflow_copy.dry_run_jobs()
+
+
+# Class names
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("red,plum", "contains a comma, which separates classes on the command line"),
+    ("a<b", "contains < > or &"),
+    ("salt & pepper", "contains < > or &"),
+    (" thumbs up", "starts or ends with a space"),
+    ("thumbs up ", "starts or ends with a space"),
+    ("thumbs\tup", "contains a tab"),
+    ("thumbs\u00a0up", "contains a tab or another space character than the plain space"),
+    ("thumbs\nup", "contains a line break"),
+    ("thumbs  up", "contains two spaces in a row"),
+    ("bell\x07", "contains a control character"),
+    ("", "is empty"),
+])
+def test_bad_class_names_are_explained_in_words(shipped, tmp_path, name, problem):
+    message = refusal(with_values(shipped, classes=["grab", name]), tmp_path)
+    assert message.startswith(f"config: classes.1: {name!r} {problem}")
+    assert message.endswith("class names are words separated by single spaces (thumbs up), "
+                            "without commas, < > &, tabs or line breaks")
+    assert "does not match" not in message and "^[" not in message
+
+
+@pytest.mark.parametrize("name", ["thumbs up", "peace-sign", "OK_hand", "lâcher", "point left 2", "手"])
+def test_good_class_names(shipped, tmp_path, name):
+    validate_config(with_values(shipped, classes=[name, "drop"]), project_dir=tmp_path)
+    assert class_name_problem(name) is None
+
+
+def test_schema_pattern_and_explanation_agree():
+    """Every name the schema's pattern refuses has a reason in words, and every reason is a refusal."""
+    pattern = re.compile(yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["classes"]["items"]["pattern"])
+    names = ["thumbs up", "a", "a b c", "x,y", "a&b", "<", " a", "a ", "a  b", "a\tb", "a\rb", "a\x00b", "a\x85b",
+             "a\u2003b", "a\x7fb", "ü", "a.b", "a/b", "a'b", 'a"b', "$x", "a;b"]
+    for name in names:
+        assert (pattern.search(name) is None) == (class_name_problem(name) is not None), name
+
+
+def test_one_class_typed_twice_in_two_unicode_forms(shipped, tmp_path):
+    message = refusal(with_values(shipped, classes=["l\u00e2cher", "la\u0302cher"]), tmp_path)
+    assert message.startswith(r"config: classes.1: 'la\u0302cher' is classes.0 ('l\xe2cher')")
+
+
+@pytest.mark.parametrize("section, values, expected", [
+    ("train", {"backbone": "resnet"},
+     "config: train.backbone: 'resnet' is not allowed; expected a keras-retinanet backbone: resnet50, "),
+    ("videos", {"extensions": [".mp4"]},
+     "config: videos.extensions.0: '.mp4' is not allowed; expected a file ending is letters and digits"),
+])
+def test_patterns_are_said_in_words(shipped, tmp_path, section, values, expected):
+    message = refusal(with_values(shipped, **{section: values}), tmp_path)
+    assert message.startswith(expected)
+    assert "does not match" not in message
+
+
+def test_the_shipped_config_is_valid(shipped):
+    jsonschema.Draft7Validator.check_schema(yaml.safe_load(SCHEMA_PATH.read_text()))
+    validate_config(shipped, project_dir=REPO)
+
+
+def test_bad_class_name_stops_snakemake_in_words(workflow_copy):
+    workflow_copy.set_config(classes=["red plum,x", "drop"])
+    result = workflow_copy.snakemake("-n", check=False)
+    assert result.returncode != 0
+    assert ("invalid configuration: config: classes.0: 'red plum,x' contains a comma, which separates classes "
+            "on the command line; class names are words separated by single spaces") in result.stdout
+    assert "Traceback" not in result.stdout
+
+
+def test_class_with_a_space_travels_to_the_voc_tree(workflow_copy):
+    """`thumbs up` through the rules' command lines (the dry run's), the demo, labelImg's classes.txt,
+    the dataset and splits stages, and keras-retinanet's Pascal VOC reader of the tree."""
+    workflow_copy.set_config(**TINY_WORKFLOW, classes=["thumbs up", "drop"])
+    commands = workflow_copy.snakemake("-n", "-p").stdout
+    train = next(line for line in commands.splitlines() if "python -m detflow.train " in line)
+    arguments = shlex.split(train.split(">")[0])
+    assert arguments[arguments.index("--classes") + 1] == "thumbs up,drop"
+    assert "--classes 'thumbs up,drop'" in commands  # dataset, demo and labelling rules alike
+
+    workflow_copy.snakemake("results/voc/splits.json", "results/labelling/labelimg.txt")
+    results = workflow_copy.root / "results"
+    assert (results / "labelling/classes.txt").read_text().splitlines() == ["thumbs up", "drop"]
+    assert json.loads((results / "voc/classes.json").read_text()) == {"thumbs up": 0, "drop": 1}
+    names = {element.text for xml in (results / "voc/Annotations").glob("*.xml")
+             for element in etree.parse(str(xml)).iter("name")}
+    assert names == {"thumbs up", "drop"}
+    split_ids = (results / "voc/ImageSets/Main/train.txt").read_text().split()
+    assert split_ids and all(" " not in image_id for image_id in split_ids)
+
+    from detflow.lib import retinanet_compat  # noqa: F401  (before keras-retinanet)
+    from keras_retinanet.preprocessing.pascal_voc import PascalVocGenerator
+
+    generator = PascalVocGenerator(str(results / "voc"), "train", classes={"thumbs up": 0, "drop": 1},
+                                   skip_difficult=False)
+    labels = {int(label) for index in range(generator.size()) for label in generator.load_annotations(index)["labels"]}
+    assert labels == {0, 1}
+    assert generator.label_to_name(0) == "thumbs up"
+
+
+def test_ap_of_a_class_with_a_space_round_trips_through_tensorboard(tmp_path):
+    """Training logs `AP_thumbs up`; TensorBoard keeps the tag as written and the report reads it back."""
+    import tensorflow as tf
+
+    from detflow.lib.tensorboard_logs import read_scalars
+
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        tf.summary.scalar("epoch_AP_thumbs up", 0.5, step=0)
+    assert read_scalars(tmp_path, "epoch_AP_thumbs up") == {0: 0.5}
