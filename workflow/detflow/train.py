@@ -17,9 +17,18 @@ epoch). Around it the stage adds what a long run needs:
   asked for) and the fingerprint of its inputs and settings matches,
   training continues from the last snapshot at the next epoch, optimizer
   state included; otherwise it starts clean;
+- adoption: when the earlier run in the snapshot folder is complete (the
+  same fingerprint, every requested epoch trained, its snapshots there), as
+  after Snakemake was killed while its training went on to the end, the
+  metrics CSV and training.json are written again from its record and
+  nothing is trained;
+- a lock on the snapshot folder (``training.lock``, held with flock, the
+  holder's PID in it): a second training on the same folders stops at once
+  naming the PID that holds it;
 - clear errors for an empty split, a validation split without boxes,
-  classes that differ from the dataset's, an unreadable weights file, a loss
-  that became NaN, and too little disk for the next snapshot. None of these
+  classes that differ from the dataset's, an unreadable weights file, an
+  image that cannot be decoded (named), a loss that became NaN, and too
+  little disk for the next snapshot. None of these
   touches the snapshots already written.
 
 Snapshots and TensorBoard logs are not Snakemake outputs on purpose: Snakemake
@@ -35,14 +44,15 @@ from pathlib import Path
 
 from detflow.lib import retinanet_compat as compat
 from detflow.lib.checkpoints import (
-    Progress, check_disk_space, clear_folders, resumable_run, snapshot_size_estimate,
+    PROGRESS_FILE, Progress, check_disk_space, clear_folders, finished_run, resumable_run, snapshot_size_estimate,
+    working_folder_lock,
 )
 from detflow.lib.cli import InputError, parse_bool, run
 from detflow.lib.files import write_atomically
 from detflow.lib.training_callbacks import (
     EpochSnapshots, EvaluateWithClassAP, FlushedTensorBoard, StopOnNonFiniteLoss, write_metrics_csv,
 )
-from detflow.lib.training_data import check_dataset, fingerprint, training_generators
+from detflow.lib.training_data import check_dataset, fingerprint, raise_reading_failure, training_generators
 from detflow.lib.training_model import new_model
 from detflow.lib.voc_tree import VocTree, read_classes
 
@@ -154,8 +164,8 @@ def epochs_run(progress, resumed):
     return len(progress.records) - (resumed["epoch"] if resumed else 0)
 
 
-def _summary(settings, class_map, device, progress, resumed, model, generators, boxes, seconds, tensorboard_dir,
-             fingerprint_):
+def _summary(settings, class_map, device, progress, resumed, optimizer_iterations, generators, boxes, seconds,
+             epochs_trained, tensorboard_dir, fingerprint_, adopted=None):
     """training.json's content."""
     return {
         "backbone": settings.backbone,
@@ -168,7 +178,8 @@ def _summary(settings, class_map, device, progress, resumed, model, generators, 
         "stopped": progress.stopped,
         "resumed_from": resumed,
         "resumes": progress.resumes,
-        "optimizer_iterations": int(model.optimizer.iterations.numpy()),
+        "optimizer_iterations": optimizer_iterations,
+        "adopted": adopted,
         "snapshot_dir": str(progress.snapshot_dir),
         "snapshot_pattern": progress.pattern,
         "snapshots": progress.kept_snapshots(),
@@ -177,15 +188,43 @@ def _summary(settings, class_map, device, progress, resumed, model, generators, 
         "dataset": {split: {"images": generator.size(), "boxes": boxes[split]}
                     for split, generator in zip(("train", "val"), generators)},
         "train_seconds": round(seconds, 2),
-        "images_per_second": round(epochs_run(progress, resumed) * settings.steps * settings.batch_size / seconds, 3),
+        "images_per_second": (round(epochs_trained * settings.steps * settings.batch_size / seconds, 3)
+                              if seconds else None),
         "fingerprint": fingerprint_,
     }
 
 
+def adopt(progress, metrics_csv, training_json, settings, class_map, device, generators, boxes, tensorboard_dir,
+          fingerprint_):
+    """Write the metrics CSV and training.json of a complete earlier run from its record, training nothing."""
+    log.info("adopting the finished run in %s: all %d epochs trained with the same data, settings and code; "
+             "the metrics CSV and training.json are written again from its %s, nothing is trained",
+             progress.snapshot_dir, len(progress.records), PROGRESS_FILE)
+    last = progress.records[-1]
+    # Each epoch takes exactly `steps` optimizer steps (records older than their iteration count).
+    iterations = last.get("optimizer_iterations", len(progress.records) * settings.steps)
+    seconds = sum(record.get("seconds", 0) for record in progress.records)
+    adopted = {"progress": str(progress.snapshot_dir / PROGRESS_FILE), "epochs": len(progress.records),
+               "stopped": progress.stopped}
+    progress.stopped = progress.stopped or "completed"  # a run killed after its last epoch's record
+    write_metrics_csv(metrics_csv, progress.records, list(class_map))
+    summary = _summary(settings, class_map, device, progress, None, iterations, generators, boxes, seconds,
+                       len(progress.records), tensorboard_dir, fingerprint_, adopted)
+    write_atomically(training_json, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
 def train(voc_dir, metrics_csv, training_json, snapshot_dir, tensorboard_dir, settings, classes=None, device=None):
-    """Train (or resume training) and write the metrics CSV and training.json; return training.json's content."""
+    """Train (or resume training, or adopt a finished run) and write the metrics CSV and training.json; return
+    training.json's content. The snapshot folder is locked for the whole run."""
     tree, snapshot_dir, tensorboard_dir = VocTree(voc_dir), Path(snapshot_dir), Path(tensorboard_dir)
     class_map = _class_map(tree, settings, classes)
+    with working_folder_lock(snapshot_dir):
+        return _train(tree, class_map, metrics_csv, training_json, snapshot_dir, tensorboard_dir, settings, device)
+
+
+def _train(tree, class_map, metrics_csv, training_json, snapshot_dir, tensorboard_dir, settings, device):
+    """train() under the lock of the snapshot folder."""
     # keras-retinanet's generator shuffles its batches with Python's random as it is built.
     keras.utils.set_random_seed(settings.seed)
     generators = training_generators(tree.root, class_map, settings, 0)
@@ -193,6 +232,10 @@ def train(voc_dir, metrics_csv, training_json, snapshot_dir, tensorboard_dir, se
     fingerprint_ = fingerprint(tree.root, class_map, settings, generators)
     for folder in (snapshot_dir, tensorboard_dir, Path(metrics_csv).parent, Path(training_json).parent):
         folder.mkdir(parents=True, exist_ok=True)
+    finished = finished_run(snapshot_dir, fingerprint_, settings.epochs)
+    if finished is not None:
+        return adopt(finished, metrics_csv, training_json, settings, class_map, device, generators, boxes,
+                     tensorboard_dir, fingerprint_)
     model, progress, resumed, generators = start_or_resume(
         tree.root, class_map, settings, snapshot_dir, tensorboard_dir, fingerprint_, generators)
     log.info("model: %s RetinaNet, FPN and heads %d wide, %d parameters, %d classes %s",
@@ -202,15 +245,19 @@ def train(voc_dir, metrics_csv, training_json, snapshot_dir, tensorboard_dir, se
     progress.save()
     started = time.time()
     # An InputError raised by a callback (NaN loss, disk full) ends fit() and the stage.
-    model.fit(compat.EpochOfSteps(generators[0], settings.steps), steps_per_epoch=settings.steps,
-              epochs=settings.epochs, initial_epoch=resumed["epoch"] if resumed else 0, callbacks=callbacks,
-              verbose=2)
+    try:
+        model.fit(compat.EpochOfSteps(generators[0], settings.steps), steps_per_epoch=settings.steps,
+                  epochs=settings.epochs, initial_epoch=resumed["epoch"] if resumed else 0, callbacks=callbacks,
+                  verbose=2)
+    except Exception:  # an image that cannot be decoded reaches here wrapped in TensorFlow's error: name it
+        raise_reading_failure(generators)
+        raise
     seconds = time.time() - started
     progress.stopped = progress.stopped or "completed"
     progress.save()
     write_metrics_csv(metrics_csv, progress.records, list(class_map))
-    summary = _summary(settings, class_map, device, progress, resumed, model, generators, boxes, seconds,
-                       tensorboard_dir, fingerprint_)
+    summary = _summary(settings, class_map, device, progress, resumed, int(model.optimizer.iterations.numpy()),
+                       generators, boxes, seconds, epochs_run(progress, resumed), tensorboard_dir, fingerprint_)
     write_atomically(training_json, json.dumps(summary, indent=2) + "\n")
     log.info("trained %d epoch(s) in %.0f s (%.2f images/s); %s", epochs_run(progress, resumed), seconds,
              summary["images_per_second"], progress.stopped)

@@ -1,11 +1,18 @@
 """Checkpoints of a training run: a snapshot per epoch (the model with its
 optimizer state) written atomically after a disk-space check, the record of
-the run (``progress.json``) from which it resumes, and pruning to the last
-snapshot plus the best ``keep_best`` by each selection metric (ranked as the
-best-snapshot stage ranks them, so its choice always exists)."""
+the run (``progress.json``) from which it resumes or which a rerun adopts when
+the run is complete, pruning to the last snapshot plus the best ``keep_best``
+by each selection metric (ranked as the best-snapshot stage ranks them, so its
+choice always exists), and the lock that keeps a second training out of the
+working folder while one runs."""
+import fcntl
 import json
 import logging
+import os
 import shutil
+import socket
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from detflow.lib.cli import InputError
@@ -16,6 +23,8 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_PATTERN = "{backbone}_pascal_{{epoch:02d}}.h5"  # the tutorial's names; epochs count from 1
 PROGRESS_FILE = "progress.json"
+# Held (flock) by the running training, with its PID in it; never deleted, so that every run locks the same file.
+LOCK_FILE = "training.lock"
 
 
 def save_snapshot(model, path, min_free_mb):
@@ -103,9 +112,9 @@ class Progress:
 
     def remove_strays(self):
         """Delete snapshot files this progress does not list (written just before a kill)."""
-        listed = set(self.kept_snapshots().values())
+        listed = set(self.kept_snapshots().values()) | {PROGRESS_FILE, LOCK_FILE}
         for path in self.snapshot_dir.iterdir():
-            if path.is_file() and path.name != PROGRESS_FILE and path.name not in listed:
+            if path.is_file() and path.name not in listed:
                 log.info("removing %s, written after the last recorded epoch", path)
                 path.unlink()
 
@@ -122,14 +131,75 @@ def resumable_run(snapshot_dir, fingerprint_, epochs):
     if not previous.records:
         return None, "the earlier run stopped before finishing an epoch"
     if len(previous.records) >= epochs:
-        return None, f"the earlier run already trained {len(previous.records)} epochs"
+        if len(previous.records) > epochs:
+            return None, f"the earlier run trained {len(previous.records)} epochs, more than the {epochs} now asked for"
+        return None, f"the earlier run trained all {epochs} epochs but some of its snapshots are missing"
     if not previous.snapshot_path(previous.records[-1]["epoch"]).is_file():
         return None, "the earlier run's last snapshot is missing"
     return previous, None
 
 
+def finished_run(snapshot_dir, fingerprint_, epochs):
+    """The earlier run's progress when it is complete and matches: the same fingerprint, exactly
+    ``epochs`` epochs trained (so not stopped early) and every snapshot it lists present. Such a run
+    is adopted (its outputs written again from the record), never trained again; else None."""
+    previous = Progress.load(snapshot_dir)
+    if (previous is None or previous.fingerprint != fingerprint_ or previous.stopped == "early_stopping"
+            or len(previous.records) != epochs):
+        return None
+    if not all((previous.snapshot_dir / name).is_file() for name in previous.kept_snapshots().values()):
+        return None
+    return previous
+
+
 def clear_folders(*folders):
-    """Empty the working folders of an earlier run (ours alone: results/training/...)."""
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
-        Path(folder).mkdir(parents=True)
+    """Empty the working folders of an earlier run (ours alone: results/training/...), keeping the lock file
+    that the running training holds."""
+    for folder in map(Path, folders):
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in folder.iterdir():
+            if path.name == LOCK_FILE:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+@contextmanager
+def working_folder_lock(folder):
+    """Hold an exclusive lock on the training's working folder while the block runs.
+
+    An OS lock (``flock``) on ``folder/training.lock``: the system releases it when the holder ends,
+    however it ends (kill -9 included), so no stale lock is ever left behind. The holder writes its PID,
+    host and start time into the file; a second training stops at once with an InputError that names
+    them rather than waiting: the first may run for hours, and a waiting job would hold its cluster
+    slot and time limit doing nothing, out of the user's sight.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(folder, f"another training is using this folder ({_holder(descriptor)}); wait for it "
+                                     "to end, then run again (a finished run is adopted, an interrupted one resumed), "
+                                     "or stop it first") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, (f"PID {os.getpid()} on {socket.gethostname()}, started "
+                               f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n").encode(), 0)
+        yield path
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _holder(descriptor):
+    """What the lock file says about its holder (written just after it took the lock: retried briefly)."""
+    for _ in range(20):
+        text = os.pread(descriptor, 1000, 0).decode(errors="replace").strip()
+        if text:
+            return text
+        time.sleep(0.05)
+    return "its PID is not written yet"

@@ -92,6 +92,7 @@ class EpochSnapshots(keras.callbacks.Callback):
         snapshot = self.progress.snapshot_path(epoch + 1)
         save_snapshot(self.model, snapshot, self.settings.min_free_mb)
         record["snapshot"] = snapshot.name
+        record["optimizer_iterations"] = int(self.model.optimizer.iterations.numpy())  # what an adopting rerun reports
         self.progress.records.append(record)
         pruned = self.progress.prune(self.settings.keep_best)
         if self.settings.patience and epoch + 1 - best_epoch(self.progress.records) >= self.settings.patience:

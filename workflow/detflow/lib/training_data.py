@@ -1,6 +1,7 @@
 """The data of a training run: keras-retinanet's Pascal VOC generators over the
-splits (augmented as its train.py augments), the checks that a run can learn
-from them, and the fingerprint of everything an epoch's result depends on.
+splits (augmented as its train.py augments, and naming an image they cannot
+decode), the checks that a run can learn from them, and the fingerprint of
+everything an epoch's result depends on.
 
 ``settings`` is the training stage's Settings (config.yaml's ``train``).
 """
@@ -28,6 +29,31 @@ TRAINING_STAGE = "detflow.train"  # its code is part of the fingerprint
 NOT_FINGERPRINTED = ("epochs", "patience", "keep_best", "min_free_mb")
 
 
+class NamingPascalVocGenerator(PascalVocGenerator):
+    """keras-retinanet's PascalVocGenerator, whose image reading names the file that cannot be decoded
+    (PIL's "image file is truncated" names none). Inside ``fit`` the generator runs under TensorFlow,
+    which wraps the error in its own: the error is also kept in ``failure`` for the stage to raise."""
+
+    failure = None
+
+    def load_image(self, image_index):
+        try:
+            return super().load_image(image_index)
+        except (OSError, ValueError, SyntaxError) as error:
+            self.failure = InputError(
+                self.image_path(image_index),
+                f"cannot be decoded as an image ({error}): the file is damaged; restore it or run the dataset "
+                "stage again, which refuses such images")
+            raise self.failure from None
+
+
+def raise_reading_failure(generators):
+    """Raise the InputError of an image a generator could not decode, if any (else return)."""
+    for generator in generators:
+        if generator.failure is not None:
+            raise generator.failure from None
+
+
 def voc_generator(voc_dir, split, classes, settings, preprocess_image, **options):
     """keras-retinanet's PascalVocGenerator over ImageSets/Main/<split>.txt, with errors naming the file."""
     split_file = VocTree(voc_dir).split_file(split)
@@ -36,7 +62,7 @@ def voc_generator(voc_dir, split, classes, settings, preprocess_image, **options
     if not split_file.read_text().split():
         raise InputError(split_file, f"lists no images: the {split} split is empty")
     try:
-        return PascalVocGenerator(
+        return NamingPascalVocGenerator(
             str(voc_dir), split, classes=classes, batch_size=settings.batch_size,
             image_min_side=settings.image_min_side, image_max_side=settings.image_max_side,
             preprocess_image=preprocess_image, **options,
