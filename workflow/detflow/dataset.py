@@ -24,6 +24,10 @@ Rules, so that what keras-retinanet reads is exactly what the person drew:
   outside the image clipped (unless ``dataset.boxes_outside`` is ``reject``).
 - Boxes use VOC's 1-based pixel coordinates: inside means
   ``1 <= xmin < xmax <= width`` (and the same for y).
+- Every admitted image is decoded (in parallel, by PIL as keras-retinanet
+  reads it, at reduced DCT scale, which still reads all of its data): an
+  image truncated or corrupted on disk is an error of its annotation file,
+  naming the image, never a crash of training later.
 - A file with no boxes is a valid negative. A frame chosen for labelling with
   no annotation yet is listed, with the labelImg command that opens it; it is
   not an error (the person may still be labelling).
@@ -41,7 +45,8 @@ import json
 import logging
 import os
 import shutil
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
@@ -59,6 +64,9 @@ from detflow.lib.voc_tree import IMAGES_DIR, VocTree, class_names, write_classes
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
+# Images decoded ahead of the annotation being checked (PIL decodes without the GIL).
+DECODE_THREADS = min(8, os.cpu_count() or 1)
+DECODE_AHEAD = 64
 BOX_POLICY = {"clip": "clipped", "reject": "rejected"}
 
 
@@ -81,13 +89,25 @@ def index_images(image_dirs):
     return images
 
 
-def image_properties(path):
-    """(width, height, depth) from the image's header, or None when it is not a readable image."""
+def decoded_image(path):
+    """((width, height, depth), None) when the whole image decodes, else (None, the problem).
+
+    The image is decoded with PIL, keras-retinanet's reader, in draft mode (JPEG's DCT scaling to 1/8):
+    every byte of the compressed data is still read, so a truncated file fails here as it would in
+    training ("image file is truncated"), at a fraction of a full decode's cost.
+    """
     try:
         with Image.open(path) as image:
-            return image.width, image.height, len(image.getbands())
-    except (OSError, ValueError):
-        return None
+            properties = image.width, image.height, len(image.getbands())
+            try:
+                image.draft(image.mode, (max(image.width // 8, 1), max(image.height // 8, 1)))
+                image.load()
+            except (OSError, ValueError, SyntaxError) as error:
+                return None, Problem("image_damaged", f"the image {path} cannot be decoded ({error}): it is "
+                                                      "damaged (truncated or corrupt); extract or copy it again")
+            return properties, None
+    except (OSError, ValueError, SyntaxError):
+        return None, Problem("image_unreadable", f"the image {path} cannot be read")
 
 
 def check_box(box, width, height, boxes_outside, index):
@@ -108,10 +128,12 @@ def check_box(box, width, height, boxes_outside, index):
     return inside, [Problem("box_outside", f"{where}; clipped to {inside}", WARNING, index)]
 
 
-def check_annotation(annotation, name, image_id, image_files, classes, boxes_outside, same_id=(), image_ids=None):
+def check_annotation(annotation, name, image_id, image_files, classes, boxes_outside, same_id=(), image_ids=None,
+                     decoded=None):
     """Check one annotation file (``name``: its path inside its source) against its image;
     ``same_id``: those paths of all annotation files with this image id, when there are several;
-    ``image_ids``: the ids of all images, to match names as :func:`annotation_image_id` does.
+    ``image_ids``: the ids of all images, to match names as :func:`annotation_image_id` does;
+    ``decoded``: :func:`decoded_image` of the image when already done (else done here).
 
     Returns (objects, with boxes clipped where allowed; image properties;
     problems). The objects are only usable when no problem is an error.
@@ -133,9 +155,9 @@ def check_annotation(annotation, name, image_id, image_files, classes, boxes_out
         names = ", ".join(str(file) for file in image_files)
         problems.append(Problem("duplicate_image_id", f"image id {image_id!r} matches several images: {names}"))
     else:
-        properties = image_properties(image_files[0])
-        if properties is None:
-            problems.append(Problem("image_unreadable", f"the image {image_files[0]} cannot be read"))
+        properties, image_problem = decoded or decoded_image(image_files[0])
+        if image_problem is not None:
+            problems.append(image_problem)
         elif annotation.width and annotation.height and (annotation.width, annotation.height) != properties[:2]:
             problems.append(Problem(
                 "size_mismatch",
@@ -275,13 +297,18 @@ def _intake(listing, ids, images, table, out_dirs, *, accepted, boxes_outside, o
     duplicates = _duplicate_ids(ids)
     records, boxes = [], Counter()
     used = negatives = 0
-    with open(table, "w", newline="") as stream:
+
+    def image_of(item):
+        found = images.get(ids[item[0]], [])
+        return found[0] if len(found) == 1 else None
+
+    with open(table, "w", newline="") as stream, ThreadPoolExecutor(DECODE_THREADS) as pool:
         rows = csv.writer(stream)
-        for file, data, problem in read_annotations(listing):
+        for (file, data, problem), decoded in _decoded_ahead(read_annotations(listing), image_of, pool):
             image_id = ids[file]
             objects, properties, problems = check_annotation(
                 _read(file, data, problem), file.member, image_id, images.get(image_id, []), accepted,
-                boxes_outside, duplicates.get(image_id, ()), images)
+                boxes_outside, duplicates.get(image_id, ()), images, decoded)
             file_records = [_problem_record(file.where, problem) for problem in problems]
             records.extend(file_records)
             errors = [record for record in file_records if record["severity"] == ERROR]
@@ -296,6 +323,21 @@ def _intake(listing, ids, images, table, out_dirs, *, accepted, boxes_outside, o
             negatives += not counts
             rows.writerow([image_id, source.parent.name, *properties[:2], json.dumps(counts), source, file.where])
     return records, boxes, used, negatives
+
+
+def _decoded_ahead(items, image_of, pool):
+    """Each item with :func:`decoded_image` of its image (None without one), the decoding done by ``pool``
+    up to DECODE_AHEAD items ahead; the items keep their order and memory stays bounded."""
+    pending = deque()
+    for item in items:
+        path = image_of(item)
+        pending.append((item, pool.submit(decoded_image, path) if path is not None else None))
+        if len(pending) > DECODE_AHEAD:
+            item, future = pending.popleft()
+            yield item, future and future.result()
+    while pending:
+        item, future = pending.popleft()
+        yield item, future and future.result()
 
 
 def _notes(class_ids, boxes, used, listing):
