@@ -3,9 +3,11 @@ labelImg annotations (with their JPEG frames) into the VOC tree.
 
 References, measured in the same run on the same files: a plain loop of
 ``lxml.etree.parse`` over the XML files (parsing only, no checks, no output),
-and a plain loop of ``shutil.copyfile`` of the XML files (the cost of
+a plain loop of ``shutil.copyfile`` of the XML files (the cost of
 creating one new file each, which the stage must pay for its normalised
-annotations).
+annotations), and a plain loop decoding every frame with PIL as the stage
+does (draft mode; the stage decodes every image it admits, so that a
+truncated frame is refused by name instead of crashing training).
 Target (issue 3): at least 1,000 files/s, and memory that does not grow with
 the number of files beyond the file lists themselves; memory is measured in a
 fresh process per size (tracemalloc peak and peak RSS at 1,000 and 5,000 files).
@@ -26,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from lxml import etree
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "workflow"))
 from detflow.dataset import build_dataset, index_images, list_annotation_files  # noqa: E402
@@ -66,6 +69,15 @@ def reference_parse(xml_files):
     started = time.perf_counter()
     for path in xml_files:
         etree.parse(str(path))
+    return time.perf_counter() - started
+
+
+def reference_decode(image_files):
+    started = time.perf_counter()
+    for path in image_files:
+        with Image.open(path) as image:
+            image.draft(image.mode, (image.width // 8, image.height // 8))
+            image.load()
     return time.perf_counter() - started
 
 
@@ -121,6 +133,8 @@ def main():
         # Best of several runs each: the machine is shared, and the fastest run is the least disturbed one.
         reference = min(reference_parse(xml_files) for _ in range(args.repeats))
         copying = min(reference_copy(xml_files, Path(tmp) / "copies" / str(run)) for run in range(args.repeats))
+        frame_files = sorted((large / "frames").rglob("*.jpg"))
+        decoding = min(reference_decode(frame_files) for _ in range(args.repeats))
         timed = min((in_fresh_process(large, False) for _ in range(args.repeats)), key=lambda result: result["seconds"])
         memory_small, memory_large = in_fresh_process(small, True), in_fresh_process(large, True)
 
@@ -136,6 +150,7 @@ def main():
     print(f"detflow    build_dataset (validate + assemble):    {rate:8.0f} files/s ({timed['seconds']:.2f} s, "
           f"{timed['used']} used)")
     print(f"reference  shutil.copyfile loop, same files:       {args.files / copying:8.0f} files/s ({copying:.2f} s)")
+    print(f"reference  PIL decode loop (draft), same frames:  {args.files / decoding:8.0f} files/s ({decoding:.2f} s)")
     print(f"ratio      build_dataset / plain parse:            {rate / reference_rate:8.2f}")
     print(f"ratio      build_dataset / plain copy:             {rate / (args.files / copying):8.2f}")
     print(f"target     >= {TARGET_FILES_PER_S} files/s:                         "
