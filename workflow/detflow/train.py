@@ -216,20 +216,22 @@ def adopt(progress, metrics_csv, training_json, settings, class_map, device, gen
 
 def train(voc_dir, metrics_csv, training_json, snapshot_dir, tensorboard_dir, settings, classes=None, device=None):
     """Train (or resume training, or adopt a finished run) and write the metrics CSV and training.json; return
-    training.json's content. The snapshot folder is locked for the whole run."""
+    training.json's content. Once the data is checked, the snapshot folder is locked for the rest of the run."""
     tree, snapshot_dir, tensorboard_dir = VocTree(voc_dir), Path(snapshot_dir), Path(tensorboard_dir)
     class_map = _class_map(tree, settings, classes)
-    with working_folder_lock(snapshot_dir):
-        return _train(tree, class_map, metrics_csv, training_json, snapshot_dir, tensorboard_dir, settings, device)
-
-
-def _train(tree, class_map, metrics_csv, training_json, snapshot_dir, tensorboard_dir, settings, device):
-    """train() under the lock of the snapshot folder."""
     # keras-retinanet's generator shuffles its batches with Python's random as it is built.
     keras.utils.set_random_seed(settings.seed)
     generators = training_generators(tree.root, class_map, settings, 0)
     boxes = check_dataset(tree.root, *generators)
     fingerprint_ = fingerprint(tree.root, class_map, settings, generators)
+    with working_folder_lock(snapshot_dir):
+        return _train(tree, class_map, metrics_csv, training_json, snapshot_dir, tensorboard_dir, settings, device,
+                      generators, boxes, fingerprint_)
+
+
+def _train(tree, class_map, metrics_csv, training_json, snapshot_dir, tensorboard_dir, settings, device, generators,
+           boxes, fingerprint_):
+    """train() under the lock of the snapshot folder, from the checked data on."""
     for folder in (snapshot_dir, tensorboard_dir, Path(metrics_csv).parent, Path(training_json).parent):
         folder.mkdir(parents=True, exist_ok=True)
     finished = finished_run(snapshot_dir, fingerprint_, settings.epochs)

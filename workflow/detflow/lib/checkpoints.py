@@ -171,8 +171,8 @@ def working_folder_lock(folder):
     """Hold an exclusive lock on the training's working folder while the block runs.
 
     An OS lock (``flock``) on ``folder/training.lock``: the system releases it when the holder ends,
-    however it ends (kill -9 included), so no stale lock is ever left behind. The holder writes its PID,
-    host and start time into the file; a second training stops at once with an InputError that names
+    however it ends (kill -9 included), so no stale lock is ever left behind. The holder writes its PID
+    and host into the file; a second training stops at once with an InputError that names
     them rather than waiting: the first may run for hours, and a waiting job would hold its cluster
     slot and time limit doing nothing, out of the user's sight.
     """
@@ -188,8 +188,8 @@ def working_folder_lock(folder):
                                      "to end, then run again (a finished run is adopted, an interrupted one resumed), "
                                      "or stop it first") from None
         os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, (f"PID {os.getpid()} on {socket.gethostname()}, started "
-                               f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n").encode(), 0)
+        # The same bytes for every run of one process: the file's content says only who holds it.
+        os.pwrite(descriptor, f"PID {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         yield path
     finally:
         os.close(descriptor)  # releases the lock
