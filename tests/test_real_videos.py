@@ -185,3 +185,20 @@ def test_name_snakemake_takes_for_a_recursion_is_refused_by_us(tmp_path, ffmpeg)
     assert (f"{folder / name}: its video name '{name[:-4]}' ends in '_a' repeated 24 times, which Snakemake refuses "
             "in file names") in output
     assert "periodically repeated" not in output
+
+
+def test_predicting_a_variable_frame_rate_video_times_it_as_extraction_does_and_calls_it_complete(
+        tmp_path, ffmpeg, model):
+    """The prediction stage judges a video's end as the frames stage does: by its timestamps, so a
+    Matroska file whose declared frame count is an estimate is complete."""
+    from helpers.models import detector
+
+    from detflow import predict
+
+    video = make(ffmpeg, tmp_path / "in" / "phone.mkv", *VARIABLE_RATE, *H264)
+    content = predict.predict_video(detector(model), [video], tmp_path / "out.mp4", tmp_path / "out.csv",
+                                    tmp_path / "out.json")
+    assert content["complete"] and content["frames_decoded"] == content["frames_predicted"] == 26
+    _, manifest, _ = extract(tmp_path, video)
+    assert [frame["timestamp_s"] for frame in content["frames"]] == [
+        float(row["timestamp_s"]) for row in manifest_rows(manifest)]

@@ -42,14 +42,13 @@ import numpy as np
 from detflow.lib.cli import InputError, parse_bool, parse_optional, run
 from detflow.lib.frame_lists import MANIFEST_COLUMNS
 from detflow.lib.media import (
-    declared_duration,
+    FrameClock,
     declared_frame_count,
-    ended_before,
-    ended_early,
     nominal_fps,
     open_video,
     rotation,
     single_video,
+    stopped_short,
     video_id,
 )
 
@@ -96,40 +95,6 @@ def _write_jpeg(path, image, quality):
     if not ok:
         raise OSError(f"{path}: JPEG encoding failed")
     path.write_bytes(data)
-
-
-class FrameClock:
-    """The time of each decoded frame: the stream's timestamp while timestamps increase; from the first one
-    that does not (stuck at 0, or going backwards) on, the last good time plus frames since / nominal fps."""
-
-    def __init__(self, video, fps):
-        self.video, self.fps = video, fps
-        self.last = None  # (frame index, timestamp) of the last frame with a usable timestamp
-        self.fallback_from = None  # index of the first frame without one
-        self.intervals = None  # (shortest, longest) interval between usable timestamps
-
-    def time(self, frame_index, stream_timestamp):
-        if self.fallback_from is None and (self.last is None or stream_timestamp > self.last[1]):
-            if self.last is not None:
-                step = (stream_timestamp - self.last[1]) / (frame_index - self.last[0])
-                low, high = self.intervals or (step, step)
-                self.intervals = (min(low, step), max(high, step))
-            self.last = (frame_index, stream_timestamp)
-            return stream_timestamp
-        if self.fallback_from is None:
-            if self.fps is None:
-                raise InputError(self.video, f"frame {frame_index} has no usable timestamp and the file declares no "
-                                             "frame rate to count time by")
-            self.fallback_from = frame_index
-        return self.last[1] + (frame_index - self.last[0]) / self.fps
-
-    def source(self):
-        """What the current frame's time comes from, for the manifest."""
-        return "stream" if self.fallback_from is None else f"index at {self.fps:g} fps"
-
-    def variable(self):
-        """Whether the stream's frame intervals vary (variable frame rate), beyond millisecond rounding."""
-        return self.intervals is not None and self.intervals[1] - self.intervals[0] > 0.002 + 0.25 * self.intervals[0]
 
 
 class DuplicateFilter:
@@ -235,12 +200,12 @@ def _check_complete(video, capture, clock, decoded, stopped_early):
     declares; log what the decoding showed of its frame count, frame rate, timestamps and rotation."""
     if decoded == 0:
         raise InputError(video, "no frame could be decoded (a zero-frame, corrupt or truncated video)")
-    declared, fps, duration = declared_frame_count(capture), nominal_fps(capture), declared_duration(capture)
+    declared, fps = declared_frame_count(capture), nominal_fps(capture)
+    short = None if stopped_early else stopped_short(capture, clock, decoded)
+    if short:
+        raise InputError(video, f"{short} (truncated or corrupt video)")
     if clock.fallback_from is None:
         last = clock.last[1]
-        if not stopped_early and ended_before(duration, last, fps):
-            raise InputError(video, f"decoding stopped at frame {decoded} ({last:.2f} s) of the {duration:.2f} s the "
-                                    "file declares (truncated or corrupt video)")
         if not stopped_early and declared is not None and declared != decoded:
             log.info("%s: the file declares %d frames, an estimate (its duration x nominal %g fps); the %d decoded "
                      "frames run to its end (%.2f s)", video, declared, fps, decoded, last)
@@ -248,9 +213,6 @@ def _check_complete(video, capture, clock, decoded, stopped_early):
         log.warning("%s: frames from %d on carry no usable timestamp (stuck or going backwards): their times are "
                     "counted by frame index at %g fps, the nominal frame rate the file declares (for a raw stream a "
                     "guess); the manifest says so (timestamp_from)", video, clock.fallback_from, clock.fps)
-        if not stopped_early and ended_early(declared, decoded):
-            raise InputError(video, f"decoding stopped at frame {decoded} of the about {declared} the file declares "
-                                    "(an estimate; the frames carry no usable timestamps): truncated or corrupt video")
         if declared is None:
             log.warning("%s: the file declares no frame count or duration: a truncated end cannot be recognised", video)
     if clock.variable():

@@ -27,7 +27,9 @@ from detflow.lib.cli import InputError, run
 from detflow.lib.drawing import draw_detections, draw_frame_label, write_jpeg
 from detflow.lib.files import replacing, write_atomically
 from detflow.lib.inference import Unreadable, add_model_options, detect_images, detect_stream, detector_from_options
-from detflow.lib.media import declared_frame_count, ended_early, open_video, single_video, video_id
+from detflow.lib.media import (
+    FrameClock, declared_frame_count, nominal_fps, open_video, single_video, stopped_short, video_id,
+)
 from detflow.lib.voc_tree import VocTree
 
 log = logging.getLogger(__name__)
@@ -107,16 +109,16 @@ def _annotate_and_write(path, image, detections):
 # ---------------------------------------------------------------- videos
 
 
-def _frames(capture, stride, progress):
-    """(frame index, timestamp in seconds, BGR frame) of every ``stride``-th decoded frame.
-    ``progress["decoded"]`` counts decoded frames as they go."""
+def _frames(capture, clock, stride, progress):
+    """(frame index, timestamp in seconds, BGR frame) of every ``stride``-th decoded frame, timed as the
+    frames stage times them (``clock``). ``progress["decoded"]`` counts decoded frames as they go."""
     index = -1
     while capture.grab():
         index += 1
         progress["decoded"] = index + 1
+        timestamp = clock.time(index, capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
         if index % stride:
             continue
-        timestamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         ok, frame = capture.retrieve()
         if not ok:
             break
@@ -131,14 +133,14 @@ def _frame_rate(capture, video):
     return fps
 
 
-def _annotate_video(detector, capture, out_video, fps, stride, batch_size):
+def _annotate_video(detector, capture, clock, out_video, fps, stride, batch_size):
     """Detect in every ``stride``-th frame and write the annotated video; return (frames, CSV rows,
     frames decoded, (width, height))."""
     frames, rows, progress, writer, size = [], [], {"decoded": 0}, None, None
     try:
         with BackgroundWriter() as background:
             for (frame_index, timestamp), frame, detections in detect_stream(
-                    detector, _frames(capture, stride, progress), batch_size):
+                    detector, _frames(capture, clock, stride, progress), batch_size):
                 if writer is None:
                     size = frame.shape[1], frame.shape[0]
                     writer = cv2.VideoWriter(str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps / stride, size)
@@ -149,7 +151,6 @@ def _annotate_video(detector, capture, out_video, fps, stride, batch_size):
                 rows.extend([frame_index, f"{timestamp:.3f}", *detection.as_row()] for detection in detections)
                 background.submit(_annotate_frame, writer, frame, detections, frame_index, timestamp)
     finally:
-        capture.release()
         if writer is not None:
             writer.release()
     return frames, rows, progress["decoded"], size
@@ -161,16 +162,21 @@ def predict_video(detector, videos, out_video, csv_path, json_path, *, stride=1,
     video = single_video(videos)
     capture = open_video(video, threads)
     fps, declared = _frame_rate(capture, video), declared_frame_count(capture)
+    clock = FrameClock(video, nominal_fps(capture))
     out_video = Path(out_video)
     out_video.parent.mkdir(parents=True, exist_ok=True)
-    frames, rows, decoded, size = _annotate_video(detector, capture, out_video, fps, stride, batch_size)
+    try:
+        frames, rows, decoded, size = _annotate_video(detector, capture, clock, out_video, fps, stride, batch_size)
+        short = stopped_short(capture, clock, decoded) if frames else None
+    finally:
+        capture.release()
     if not frames:
         out_video.unlink(missing_ok=True)
         raise InputError(video, "no frame could be decoded (a zero-frame, corrupt or truncated video)")
-    complete = not ended_early(declared, decoded)
+    complete = short is None
     if not complete:
-        log.warning("%s: decoding stopped at frame %d of the %d the file declares (truncated or corrupt video); "
-                    "the %d frames before that are annotated", video, decoded, declared, decoded)
+        log.warning("%s: %s (truncated or corrupt video); the %d frames before that are annotated", video, short,
+                    decoded)
     counts = _detection_counts(detector, frames, rows, column=2)
     content = {
         "video": str(video), "video_id": video_id(video), "annotated_video": str(out_video),

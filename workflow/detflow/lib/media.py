@@ -153,3 +153,53 @@ def ended_early(declared, decoded):
     """Whether decoding stopped clearly before the frame count the container declares
     (declared counts are estimates in some containers, hence the tolerance)."""
     return declared is not None and decoded < declared - max(COUNT_TOLERANCE_FRAMES, COUNT_TOLERANCE_FRACTION * declared)
+
+
+class FrameClock:
+    """The time of each decoded frame: the stream's timestamp while timestamps increase; from the first one
+    that does not (stuck at 0, or going backwards) on, the last good time plus frames since / nominal fps."""
+
+    def __init__(self, video, fps):
+        self.video, self.fps = video, fps
+        self.last = None  # (frame index, timestamp) of the last frame with a usable timestamp
+        self.fallback_from = None  # index of the first frame without one
+        self.intervals = None  # (shortest, longest) interval between usable timestamps
+
+    def time(self, frame_index, stream_timestamp):
+        if self.fallback_from is None and (self.last is None or stream_timestamp > self.last[1]):
+            if self.last is not None:
+                step = (stream_timestamp - self.last[1]) / (frame_index - self.last[0])
+                low, high = self.intervals or (step, step)
+                self.intervals = (min(low, step), max(high, step))
+            self.last = (frame_index, stream_timestamp)
+            return stream_timestamp
+        if self.fallback_from is None:
+            if self.fps is None:
+                raise InputError(self.video, f"frame {frame_index} has no usable timestamp and the file declares no "
+                                             "frame rate to count time by")
+            self.fallback_from = frame_index
+        return self.last[1] + (frame_index - self.last[0]) / self.fps
+
+    def source(self):
+        """What the current frame's time comes from, for the manifest."""
+        return "stream" if self.fallback_from is None else f"index at {self.fps:g} fps"
+
+    def variable(self):
+        """Whether the stream's frame intervals vary (variable frame rate), beyond millisecond rounding."""
+        return self.intervals is not None and self.intervals[1] - self.intervals[0] > 0.002 + 0.25 * self.intervals[0]
+
+
+def stopped_short(capture, clock, decoded):
+    """How decoding ended clearly before the video's declared end (the evidence of a truncated file), or None.
+    With usable timestamps the last frame's time is compared with the declared duration; without, the
+    decoded count with the declared count, an estimate."""
+    if clock.fallback_from is None:
+        duration, last = declared_duration(capture), clock.last[1] if clock.last else None
+        if ended_before(duration, last, nominal_fps(capture)):
+            return f"decoding stopped at frame {decoded} ({last:.2f} s) of the {duration:.2f} s the file declares"
+        return None
+    declared = declared_frame_count(capture)
+    if ended_early(declared, decoded):
+        return (f"decoding stopped at frame {decoded} of the about {declared} the file declares, an estimate: the "
+                "frames carry no usable timestamps")
+    return None
