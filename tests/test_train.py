@@ -320,7 +320,9 @@ def test_killed_training_resumes_at_the_right_epoch_through_snakemake(workflow_c
     workflow_copy.set_config(train={**TINY_TRAIN, "epochs": 3, "steps": steps})
     root = workflow_copy.root
     shutil.copytree(voc, root / "results" / "voc")
-    # Only the training rule: the VOC tree above stands in for the data stages.
+    # Only the training rule: the VOC tree above, and a manifest of what training reads, stand in for
+    # the data stages.
+    (root / "results" / "voc" / "training_inputs.json").write_text('{"digest": "the VOC tree above"}\n')
     target = ["--allowed-rules", "train", "--", "results/training/training.json"]
     command = [sys.executable, "-m", "snakemake", "--cores", "2", *target]
     job = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

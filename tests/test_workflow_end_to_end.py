@@ -79,3 +79,48 @@ def test_whole_tiny_run_through_snakemake_and_its_html_report(workflow_copy):
     workflow_copy.set_config(predict={"score_threshold": 0.3})
     assert workflow_copy.dry_run_jobs() == {"predict_split": 2, "predict_video": 4, "gallery": 2, "results_report": 1,
                                             "summary": 1, "all": 1}
+
+
+def _move_first_box(annotation):
+    """A person's edit: the first box's right edge one pixel to the left."""
+    text = annotation.read_text()
+    xmax = re.search(r"<xmax>(\d+)</xmax>", text)
+    annotation.write_text(text[:xmax.start(1)] + str(int(xmax[1]) - 1) + text[xmax.end(1):])
+
+
+@pytest.mark.slow
+def test_a_test_videos_label_edit_reruns_evaluation_not_training(workflow_copy, tmp_path):
+    """Training depends on exactly what it reads (the train and val labels and frames): on a person's own
+    videos and labels, editing a box of the test video reruns the dataset, the splits and the test
+    evaluation, not training; editing a box of a training video retrains. Shown with snakemake -n."""
+    from detflow.demo import generate_video
+    from detflow.demo_labels import write_demo_labels
+
+    videos, truths, labels = tmp_path / "videos", tmp_path / "truth", tmp_path / "labels"
+    names = [f"take_{index}" for index in range(4)]
+    for index, name in enumerate(names):  # drawn hands with their true boxes, as a person's videos and labels
+        generate_video(videos / f"{name}.mp4", truths / f"{name}.csv", index=index, seed=5, seconds=2, fps=10,
+                       width=160, height=120, classes=["grab", "drop"])
+    labels.mkdir()
+    workflow_copy.set_config(videos={"dir": str(videos)}, annotations={"dir": str(labels)},
+                             labelling={"frames_per_video": 6}, split={"seed": 0, "train": 0.5, "val": 0.25,
+                                                                      "test": 0.25},
+                             train={**TINY_TRAIN, "epochs": 1})
+    workflow_copy.snakemake("labelling")
+    root = workflow_copy.root
+    write_demo_labels([root / f"results/labelling/selected/{name}.csv" for name in names],
+                      [truths / f"{name}.csv" for name in names], [root / f"results/frames/{name}" for name in names],
+                      labels)
+    target = "results/evaluation/test/metrics.json"
+    workflow_copy.snakemake("--", target)
+    groups = json.loads((root / "results/voc/splits.json").read_text())["groups"]
+    assert groups == {"take_0": "train", "take_1": "train", "take_2": "val", "take_3": "test"}
+    assert workflow_copy.dry_run_jobs(target) == {}
+
+    _move_first_box(sorted(labels.glob("take_3_*.xml"))[0])
+    assert workflow_copy.dry_run_jobs(target) == {"dataset": 1, "splits": 1, "evaluate": 1}
+    workflow_copy.snakemake("--", target)
+
+    _move_first_box(sorted(labels.glob("take_0_*.xml"))[0])
+    assert workflow_copy.dry_run_jobs(target) == {"dataset": 1, "splits": 1, "training_inputs": 1, "train": 1,
+                                                  "best_snapshot": 1, "convert": 1, "evaluate": 1}
