@@ -6,7 +6,6 @@ import copy
 import json
 import re
 import shlex
-from pathlib import Path
 
 import jsonschema
 import pytest
