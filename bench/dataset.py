@@ -31,7 +31,8 @@ from lxml import etree
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "workflow"))
-from detflow.dataset import build_dataset, index_images, list_annotation_files  # noqa: E402
+from detflow.dataset import build_dataset, index_images  # noqa: E402
+from detflow.lib.annotation_sources import list_annotations  # noqa: E402
 from detflow.lib.pascal_voc import write_annotation  # noqa: E402
 
 CLASSES = ["grab", "drop"]
@@ -95,7 +96,7 @@ def measure(root, with_tracemalloc):
     lists_bytes = None
     if with_tracemalloc:
         tracemalloc.start()
-        lists = (list_annotation_files(annotations), index_images(frame_dirs))
+        lists = (list_annotations(annotations).files, index_images(frame_dirs))
         lists_bytes = tracemalloc.get_traced_memory()[0]
         del lists
         tracemalloc.stop()

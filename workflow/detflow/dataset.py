@@ -58,21 +58,15 @@ from detflow.lib.frame_lists import read_selection
 from detflow.lib.pascal_voc import (
     ERROR, WARNING, Annotation, Problem, condensed_problems, read_annotation_bytes, write_annotation,
 )
-from detflow.lib.media import video_id as safe_id
+from detflow.lib.media import FRAME_SUFFIXES, video_id as safe_id
 from detflow.lib.voc_tree import IMAGES_DIR, VocTree, class_names, write_classes
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg")
 # Images decoded ahead of the annotation being checked (PIL decodes without the GIL).
 DECODE_THREADS = min(8, os.cpu_count() or 1)
 DECODE_AHEAD = 64
 BOX_POLICY = {"clip": "clipped", "reject": "rejected"}
-
-
-def list_annotation_files(source):
-    """The annotation files of a folder or zip export (see :func:`detflow.lib.annotation_sources.list_annotations`)."""
-    return list_annotations(source).files
 
 
 def index_images(image_dirs):
@@ -83,7 +77,7 @@ def index_images(image_dirs):
             raise InputError(directory, "image folder not found")
         with os.scandir(directory) as entries:
             for entry in entries:
-                if entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file():
+                if entry.name.lower().endswith(FRAME_SUFFIXES) and entry.is_file():
                     path = Path(entry.path)
                     images.setdefault(safe_id(path), []).append(path)
     return images

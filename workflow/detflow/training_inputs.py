@@ -18,11 +18,11 @@ from pathlib import Path
 from detflow.lib.annotation_sources import list_annotations
 from detflow.lib.cli import InputError, run
 from detflow.lib.files import write_atomically
+from detflow.lib.media import FRAME_SUFFIXES
 from detflow.lib.media import video_id as safe_id
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg")
 
 
 def _digest(data):
@@ -39,7 +39,7 @@ def manifest(annotation_files, frame_dirs, settings):
         if not frame_dir.is_dir():
             raise InputError(frame_dir, "frame folder not found (the frames stage writes it)")
         for path in sorted(frame_dir.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES and safe_id(path) in labelled:
+            if path.suffix.lower() in FRAME_SUFFIXES and safe_id(path) in labelled:
                 images[safe_id(path)] = _digest(path.read_bytes())
     content = {"settings": settings, "annotations": annotations, "images": images}
     content["digest"] = _digest(json.dumps(content, sort_keys=True).encode())

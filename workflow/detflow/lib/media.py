@@ -39,6 +39,7 @@ _PERIODIC = re.compile(r"(.+?)\1{19,99}$")
 # file being called truncated.
 COUNT_TOLERANCE_FRAMES = 2
 COUNT_TOLERANCE_FRACTION = 0.02
+FRAME_SUFFIXES = (".jpg", ".jpeg")  # images in frame folders: the frames stage writes JPEG, a person may copy .jpeg
 
 
 def video_id(path):
