@@ -194,6 +194,19 @@ def report_pieces():
     ]
 
 
+# What each export format writes into results/export (detflow.lib.runtimes.FILES).
+EXPORT_OUTPUTS = {
+    "savedmodel": directory("results/export/saved_model"),
+    "onnx": "results/export/model.onnx",
+    "tflite": "results/export/model.tflite",
+}
+
+
+def export_outputs():
+    """The exported model in config's formats, and its description."""
+    return [EXPORT_OUTPUTS[name] for name in config["export"]["formats"]] + ["results/export/model.json"]
+
+
 def final_outputs():
     return [
         "results/labelling/labelimg.txt",

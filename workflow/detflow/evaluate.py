@@ -217,7 +217,7 @@ def main(argv=None):
     parser.add_argument("--iou-threshold", type=float, default=0.5, help="IoU for a detection to match a box")
     parser.add_argument("--score-threshold", type=float, default=0.05, help="lowest detection score evaluated")
     parser.add_argument("--max-detections", type=int, default=100, help="most detections per image evaluated")
-    add_model_options(parser)
+    add_model_options(parser, runtimes=False)  # keras-retinanet's evaluation runs the Keras model
     args = parser.parse_args(argv)
     card, model = model_from_options(args)
     metrics, curves = evaluate_split(model, card, args.voc_dir, args.split, iou_threshold=args.iou_threshold,

@@ -10,6 +10,10 @@ the original image's pixel coordinates (0-based, as keras-retinanet's).
 Speed without changing a single detection: images are decoded and preprocessed
 in a background thread while the model runs, and images of the same size go
 through the model in batches by one compiled function.
+
+The same Detector runs the model exported for another runtime (``--runtime
+tf|onnx|tflite``, :mod:`detflow.lib.runtimes`), whose detections agree with the
+Keras model's as :mod:`detflow.lib.detection_match` defines it.
 """
 import logging
 import warnings
@@ -22,6 +26,7 @@ from detflow.lib import retinanet_compat as compat
 from detflow.lib.background import in_background
 from detflow.lib.cli import InputError
 from detflow.lib.model_card import check_classes, check_options, read_card
+from detflow.lib.runtimes import RUNTIMES, ExportedModel, load_exported
 from detflow.lib.voc_tree import read_classes
 
 import tensorflow as tf  # noqa: E402  (the compat module must come before TensorFlow)
@@ -117,8 +122,27 @@ def load_inference_model(path, card):
     return model
 
 
+def _keras_detections(model):
+    """The inference model's detections as ExportedModel.detections gives them; its last layer
+    (FilterDetections) has filtered them, padding with score -1."""
+    # One traced graph per input shape, called without predict_on_batch's per-call overhead.
+    predict = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+
+    def detections(batch, score_threshold):
+        boxes, scores, labels = (output.numpy() for output in predict(tf.constant(batch))[:3])
+        results = []
+        for index in range(len(batch)):
+            keep = np.flatnonzero(scores[index] >= score_threshold)
+            keep = keep[np.argsort(-scores[index][keep], kind="stable")]
+            results.append((boxes[index, keep], scores[index, keep], labels[index, keep]))
+        return results
+
+    return detections
+
+
 class Detector:
-    """The inference model with keras-retinanet's preprocessing, for batches of BGR images."""
+    """A model with keras-retinanet's preprocessing, for batches of BGR images: the Keras inference
+    model, or an ExportedModel on its own runtime."""
 
     def __init__(self, model, card, *, score_threshold):
         self.card = card
@@ -126,8 +150,8 @@ class Detector:
         self.names = dict(enumerate(card.classes))
         self.image_min_side, self.image_max_side = card.image_min_side, card.image_max_side
         self.score_threshold = score_threshold
-        # One traced graph per input shape, called without predict_on_batch's per-call overhead.
-        self._predict = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+        self.runtime = model.runtime if isinstance(model, ExportedModel) else "keras"
+        self._detections = model.detections if isinstance(model, ExportedModel) else _keras_detections(model)
 
     def prepare(self, image):
         """keras-retinanet's preprocessing of a BGR image: (network input, scale)."""
@@ -135,26 +159,26 @@ class Detector:
 
     def detect(self, inputs, scales):
         """Detections (score >= threshold, best first) of prepared inputs of one shape, one list per input."""
-        boxes, scores, labels = (output.numpy() for output in self._predict(tf.constant(np.stack(inputs)))[:3])
         results = []
-        for index, scale in enumerate(scales):
-            keep = np.flatnonzero(scores[index] >= self.score_threshold)  # padding entries score -1
-            keep = keep[np.argsort(-scores[index][keep], kind="stable")]
-            results.append([
-                Detection(int(labels[index, k]), self.names[int(labels[index, k])], float(scores[index, k]),
-                          tuple(float(value) for value in boxes[index, k] / scale))
-                for k in keep
-            ])
+        for (boxes, scores, labels), scale in zip(self._detections(np.stack(inputs), self.score_threshold), scales):
+            results.append([Detection(int(label), self.names[int(label)], float(score),
+                                      tuple(float(value) for value in box / scale))
+                            for box, score, label in zip(boxes, scores, labels)])
         return results
 
 
-def add_model_options(parser):
+def add_model_options(parser, *, runtimes=True):
     """The options of a stage that uses a model: what it runs on, and checks of what the model is.
 
     The model says what it is (:mod:`detflow.lib.model_card`); an option that
-    describes it is only checked against it."""
+    describes it is only checked against it. ``runtimes``: whether the stage
+    can run an exported model (``--runtime``, through detector_from_options)."""
+    if runtimes:
+        parser.add_argument("--runtime", choices=RUNTIMES, default="keras",
+                            help="keras: the .h5 inference model; tf, onnx, tflite: the model exported for that "
+                                 "runtime by the export stage (its file or the export folder as the model)")
     parser.add_argument("--classes", help="classes.json of a dataset the model must have been trained for")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for TensorFlow (default: all)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of the runtime (default: all)")
     checks = parser.add_argument_group("checks (the model describes itself; given, these must agree with it)")
     checks.add_argument("--backbone", help="the model's keras-retinanet backbone, e.g. mobilenet224_1.0")
     checks.add_argument("--feature-size", type=int, help="FPN and head width")
@@ -174,8 +198,18 @@ def model_from_options(args):
 
 
 def detector_from_options(args):
-    """The model that add_model_options's options name, wrapped in a Detector."""
-    card, model = model_from_options(args)
+    """The model that add_model_options's options name, on its runtime, wrapped in a Detector."""
+    runtime = getattr(args, "runtime", "keras")
+    if runtime == "keras":
+        card, model = model_from_options(args)
+    else:
+        if runtime == "tf":
+            compat.setup_device(args.threads)
+        model = load_exported(args.model, runtime, args.threads)
+        card = model.card
+        check_options(card, model.path, vars(args))
+        if args.classes:
+            check_classes(card, model.path, read_classes(args.classes), f"the dataset ({args.classes})")
     return Detector(model, card, score_threshold=args.score_threshold)
 
 

@@ -1,0 +1,132 @@
+"""Export stage: the inference model as a TensorFlow SavedModel, ONNX and TFLite, for use outside
+the workflow and outside TensorFlow, next to its description (``model.json``).
+
+keras-retinanet's inference model ends in ``FilterDetections``, which ONNX and
+TFLite converters stumble on; every format therefore carries the network up to
+the decoded, clipped boxes and the class scores of every anchor (the
+``clipped_boxes`` and ``classification`` layers), and the runtimes filter them
+in one place (:mod:`detflow.lib.runtimes`, :mod:`detflow.lib.detection_filter`),
+with the model's own settings from its description. The SavedModel is written
+with TensorFlow, ONNX with tf2onnx, TFLite with TensorFlow's TFLiteConverter
+(from that SavedModel). Image sizes stay free: one model serves any frame size
+and batch. Each output is written beside its place and renamed into it.
+
+Bad input: a model without its description or disagreeing with it, an unknown
+format, or a format whose converter is not installed, is refused in one line.
+"""
+import argparse
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from detflow.lib import retinanet_compat as compat
+from detflow.lib.cli import InputError, run
+from detflow.lib.files import partial_path, write_atomically
+from detflow.lib.inference import load_inference_model
+from detflow.lib.model_card import read_card, write_json
+from detflow.lib.runtimes import CARD_FILE, FILES, FORMATS, INPUT, OUTPUTS
+
+import tensorflow as tf  # noqa: E402  (after the compat module)
+import tf_keras  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+CONVERTERS = {"onnx": "tf2onnx"}  # formats whose converter is a package of its own
+
+
+def network(model):
+    """A tf.Module serving the inference model up to its raw outputs: ``image`` -> ``boxes``, ``scores``."""
+    raw = tf_keras.Model(model.inputs, [model.get_layer("clipped_boxes").output,
+                                        model.get_layer("classification").output])
+    module = tf.Module()
+    module.network = raw  # tracked, so that the SavedModel holds its weights
+    module.serve = tf.function(lambda image: dict(zip(OUTPUTS, raw(image, training=False))),
+                               input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32, name=INPUT)])
+    return module
+
+
+def _replace_folder(partial, folder):
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+
+
+def save_savedmodel(module, folder):
+    folder = Path(folder)
+    partial = partial_path(folder)
+    shutil.rmtree(partial, ignore_errors=True)
+    tf.saved_model.save(module, str(partial), signatures={"serving_default": module.serve})
+    _replace_folder(partial, folder)
+
+
+def save_tflite(saved_model, path):
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    write_atomically(path, converter.convert())
+
+
+def save_onnx(module, path, opset):
+    import tf2onnx
+
+    proto, _ = tf2onnx.convert.from_function(module.serve, input_signature=module.serve.input_signature, opset=opset)
+    write_atomically(path, proto.SerializeToString())
+
+
+def check_converters(formats):
+    """Refuse, before any work, a format whose converter is not installed."""
+    for name in formats:
+        package = CONVERTERS.get(name)
+        if package:
+            try:
+                __import__(package)
+            except ImportError as error:
+                raise InputError(f"format {name}", f"needs {package}, which is not installed ({error}); install "
+                                                   "it as requirements.txt pins it") from None
+
+
+def export(model_path, out_dir, formats, *, opset=17, threads=None):
+    """Write the model at ``model_path`` in ``formats`` (FORMATS' names) and its description into
+    ``out_dir``; return {format: path}."""
+    unknown = [name for name in formats if name not in FORMATS]
+    if unknown or not formats:
+        raise InputError(f"--formats {','.join(formats)}", f"formats are {', '.join(FORMATS)} (at least one)")
+    check_converters(formats)
+    card = read_card(model_path)
+    compat.setup_device(threads)
+    module = network(load_inference_model(model_path, card))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as scratch:
+        # TFLite is converted from a SavedModel: the exported one, or one made for the purpose.
+        saved_model = out_dir / FILES["tf"] if "savedmodel" in formats else Path(scratch) / "saved_model"
+        if "savedmodel" in formats or "tflite" in formats:
+            save_savedmodel(module, saved_model)
+            if "savedmodel" in formats:
+                written["savedmodel"] = saved_model
+        if "tflite" in formats:
+            written["tflite"] = out_dir / FILES["tflite"]
+            save_tflite(saved_model, written["tflite"])
+    if "onnx" in formats:
+        written["onnx"] = out_dir / FILES["onnx"]
+        save_onnx(module, written["onnx"], opset)
+    write_json(out_dir / CARD_FILE, card)
+    for name, path in written.items():
+        log.info("%s: %s (run it with --runtime %s)", name, path, FORMATS[name])
+    return written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m detflow.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="the inference model (.h5) the convert stage wrote")
+    parser.add_argument("out_dir", help="folder to write the exported model(s) and model.json into")
+    parser.add_argument("--formats", default=",".join(FORMATS),
+                        help=f"comma-separated, of {', '.join(FORMATS)} (default: all)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX operator set version")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for TensorFlow (default: all)")
+    args = parser.parse_args(argv)
+    export(args.model, args.out_dir, [name for name in args.formats.split(",") if name], opset=args.opset,
+           threads=args.threads)
+
+
+if __name__ == "__main__":
+    run(main)
