@@ -164,3 +164,13 @@ def test_same_detections_allows_rounding_and_the_threshold_edge_only():
     assert (other_class.matched, other_class.unmatched) == (0, 2)
     rescored = compare_image(reference[:1], [_detection("grab", 0.9 - 2 * SCORE_TOLERANCE, (10, 10, 50, 50))], 0.5)
     assert not rescored.within_tolerance and "score 0.02" in str(rescored)
+
+
+def test_the_export_target_writes_the_configured_formats(workflow_copy):
+    workflow_copy.set_config(export={"formats": ["onnx", "tflite"]})
+    plan = workflow_copy.snakemake("-n", "-p", "export").stdout
+    job = plan[plan.index("rule export:"):].split("\n\n")[0]
+    outputs = next(line for line in job.splitlines() if line.strip().startswith("output:"))
+    assert sorted(outputs.split(":", 1)[1].replace(",", " ").split()) == [
+        "results/export/model.json", "results/export/model.onnx", "results/export/model.tflite"]
+    assert "python -m detflow.export results/model/inference.h5 results/export --formats onnx,tflite --opset 17" in job

@@ -1,0 +1,159 @@
+"""Benchmark: the same model on the same demo video on each runtime (the Keras model through our
+Detector, and its exports on TensorFlow's SavedModel, onnxruntime and TFLite), at batch 1 (live
+use) and at the predict stage's batch size, with the largest differences between their detections.
+
+Each contender runs the predict stage's pipeline (``detect_stream``: keras-retinanet's
+preprocessing in a background thread, then the model) over the video's frames,
+decoded into memory once so that decoding is not measured. The contenders take
+turns, ``--repeats`` times after one warm-up run each; the figures are medians of
+wall time (frames/s) and of the process's CPU time (CPU ms per frame, which a
+shared machine disturbs less), and ratios against the Keras model at the same
+batch size, measured in the same run. Detections are compared with the Keras
+model's at batch 1 as :mod:`detflow.lib.detection_match` defines "the same".
+Target: the fastest runtime at least 3x the Keras model at batch 1.
+
+The model is ``--model`` or the workflow's ``results/model/inference.h5``; without
+either, a calibrated, untrained model of config.yaml's architecture (backbone, FPN
+width, image sizes), made as the tests make theirs (tests/helpers/models.py):
+the same network cost as a trained one, with detections spread over scores.
+
+    .venv/bin/python bench/runtimes.py [--model inference.h5] [--threads 2] [--seconds 8] [--repeats 3]
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import yaml
+
+from detflow.demo import generate_video
+from detflow.export import export
+from detflow.lib import retinanet_compat as compat
+from detflow.lib.detection_match import compare
+from detflow.lib.inference import Detector, detect_stream, load_inference_model
+from detflow.lib.model_card import read_card
+from detflow.lib.runtimes import FORMATS, load_exported
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET = 3.0
+
+
+def cpu_model():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def demo_frames(folder, config, seconds, classes):
+    """The frames of a demo video generated as the demo stage does, decoded once."""
+    demo = config["demo"]
+    video = folder / "bench.mp4"
+    generate_video(video, folder / "truth.csv", index=0, seed=demo["seed"], seconds=seconds, fps=demo["fps"],
+                   width=demo["width"], height=demo["height"], classes=classes)
+    capture, frames = cv2.VideoCapture(str(video)), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def calibrated_model(folder, config, frames):
+    """An untrained model of config's architecture, calibrated on some of ``frames`` (tests/helpers/models.py)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from helpers.models import make_inference_model
+
+    train = config["train"]
+    images = []
+    for index, frame in enumerate(frames[::max(len(frames) // 8, 1)]):
+        images.append(folder / f"calibration_{index}.jpg")
+        cv2.imwrite(str(images[-1]), frame)
+    # A few boxes per frame above 0.5, as a trained detector finds, rather than clusters of near-equal ones.
+    return make_inference_model(folder / "inference.h5", images, backbone=train["backbone"],
+                                feature_size=train["feature_size"], classes=tuple(config["classes"]),
+                                image_min_side=train["image_min_side"], image_max_side=train["image_max_side"],
+                                anchors_per_image=2)
+
+
+def timed(function):
+    """(wall seconds, CPU seconds of this process, result) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = function()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, help="inference model (.h5); default: results/model/inference.h5 "
+                                                   "if present, else a calibrated untrained one")
+    parser.add_argument("--seconds", type=float, default=8, help="length of the generated demo video")
+    parser.add_argument("--batch-size", type=int, help="default: config.yaml's predict batch size")
+    parser.add_argument("--score-threshold", type=float, help="default: config.yaml's predict score threshold")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of every runtime")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    batch_size = args.batch_size or config["predict"]["batch_size"]
+    threshold = config["predict"]["score_threshold"] if args.score_threshold is None else args.score_threshold
+    device = compat.setup_device(args.threads)  # before TensorFlow's first tensor
+    model_path = args.model or (REPO / "results/model/inference.h5")
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        classes = list(read_card(model_path).classes) if model_path.is_file() else config["classes"]
+        frames = demo_frames(folder, config, args.seconds, classes)
+        if not model_path.is_file():
+            model_path = calibrated_model(folder, config, frames)
+        card = read_card(model_path)
+        export(model_path, folder / "export", list(FORMATS))
+        models = {"keras": load_inference_model(model_path, card)}
+        models.update((runtime, load_exported(folder / "export", runtime, args.threads))
+                      for runtime in FORMATS.values())
+        contenders = {(runtime, size): Detector(model, card, score_threshold=threshold)
+                      for runtime, model in models.items() for size in (1, batch_size)}
+
+        def run(key):
+            return [found for _, _, found in detect_stream(contenders[key], enumerate(frames), key[1])]
+
+        found = {key: run(key) for key in contenders}  # warm-up: graphs traced, sessions and caches ready
+        walls, cpus = {key: [] for key in contenders}, {key: [] for key in contenders}
+        for _ in range(args.repeats):
+            for key in contenders:
+                wall, cpu, found[key] = timed(lambda: run(key))
+                walls[key].append(wall)
+                cpus[key].append(cpu)
+    load = os.getloadavg()
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+          f"(other work on the machine slows wall time; CPU time is this process's)")
+    print(f"model: {model_path.name if args.model or model_path.parent.name == 'model' else 'calibrated untrained'} "
+          f"{card.backbone} RetinaNet, FPN/heads {card.feature_size} wide, images {card.image_min_side}-"
+          f"{card.image_max_side} px; {device}; {args.threads} threads each")
+    print(f"video: generated demo video, {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}; "
+          f"score threshold {threshold:g}; medians of {args.repeats} runs, contenders taking turns")
+    print(f"{'runtime':<9}{'batch':>6}{'frames/s':>10}{'x Keras':>9}{'CPU ms/frame':>14}{'x Keras':>9}  "
+          "largest differences from Keras at batch 1")
+    fastest = {}
+    for key in contenders:
+        runtime, size = key
+        fps = len(frames) / statistics.median(walls[key])
+        cpu_ms = 1000 * statistics.median(cpus[key]) / len(frames)
+        keras_fps = len(frames) / statistics.median(walls[("keras", size)])
+        keras_cpu = 1000 * statistics.median(cpus[("keras", size)]) / len(frames)
+        differences = compare(found[("keras", 1)], found[key], threshold)
+        print(f"{runtime:<9}{size:>6}{fps:>10.1f}{fps / keras_fps:>9.2f}{cpu_ms:>14.1f}{keras_cpu / cpu_ms:>9.2f}  "
+              f"{differences}")
+        if size == 1 and runtime != "keras":
+            fastest[runtime] = fps / keras_fps
+    best = max(fastest, key=fastest.get)
+    print(f"fastest at batch 1: {best}, {fastest[best]:.2f}x the Keras model's frames/s (target >= {TARGET:g}x)")
+
+
+if __name__ == "__main__":
+    main()
