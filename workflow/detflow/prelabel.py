@@ -128,7 +128,7 @@ def instructions(counts, drafts_dir, annotations_dir, labelling_images_dir, clas
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m detflow.prelabel", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="the inference model (.h5)")
+    parser.add_argument("model", help="the inference model (.h5); with --runtime tf|onnx|tflite, its export")
     parser.add_argument("--selections", nargs="+", required=True, help="per-video CSVs of the frames chosen for labelling")
     parser.add_argument("--frame-dirs", nargs="+", required=True, help="per-video frame folders, same order")
     parser.add_argument("--annotations-dir", required=True, help="the person's annotations folder (only read)")
