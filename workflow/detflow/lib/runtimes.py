@@ -67,7 +67,7 @@ def locate(path, runtime):
     return path, path.parent / CARD_FILE
 
 
-def _classes_out(path, shapes, names, card):
+def _check_signature(path, shapes, names, card):
     """Refuse a file whose inputs and outputs are not the export stage's, or whose class count is not its
     description's. ``shapes``: {output name: shape}."""
     if INPUT not in names or any(name not in shapes for name in OUTPUTS):
@@ -92,12 +92,14 @@ def _onnx(path, card, threads):
     # from the threads that decode, preprocess and draw (measured with bench/runtimes.py).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    _classes_out(path, {output.name: output.shape for output in session.get_outputs()},
+    _check_signature(path, {output.name: output.shape for output in session.get_outputs()},
                  [item.name for item in session.get_inputs()], card)
     return lambda batch: session.run(list(OUTPUTS), {INPUT: batch})
 
 
 def _tflite(path, card, threads):
+    from detflow.lib import retinanet_compat  # noqa: F401  (before TensorFlow, as everywhere)
+
     import tensorflow as tf
 
     with warnings.catch_warnings():  # tf.lite.Interpreter is deprecated in favour of ai-edge-litert's, same API
@@ -105,7 +107,7 @@ def _tflite(path, card, threads):
         interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads or None)
     runner = interpreter.get_signature_runner()
     details = runner.get_output_details()
-    _classes_out(path, {name: detail["shape_signature"] for name, detail in details.items()},
+    _check_signature(path, {name: detail["shape_signature"] for name, detail in details.items()},
                  list(runner.get_input_details()), card)
 
     def run(batch):
@@ -122,7 +124,7 @@ def _saved_model(path, card, threads):
     import tensorflow as tf
 
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    _classes_out(path, {name: spec.shape.as_list() for name, spec in serve.structured_outputs.items()},
+    _check_signature(path, {name: spec.shape.as_list() for name, spec in serve.structured_outputs.items()},
                  list(serve.structured_input_signature[1]), card)
 
     def run(batch):
