@@ -15,10 +15,11 @@ Whatever ends the run (end of the file, ``--max-frames``/``--max-seconds``,
 Ctrl+C, closing the window, a lost stream) the annotated video and the events
 are written complete and the frames/s and dropped counts printed.
 
-The window is a small Qt window (PyQt5, which labelling already installs;
-OpenCV's headless build has no highgui); it opens where a display exists
-(DISPLAY or WAYLAND_DISPLAY) unless ``--no-window``. q, Esc or closing it end
-the run.
+The window is a small Tk window (Python's tkinter, with Pillow's ImageTk):
+OpenCV's headless build has no highgui, and PyQt5's Qt and TensorFlow in one
+process abort it at exit ("free(): invalid pointer"). It opens where a display
+exists (DISPLAY or WAYLAND_DISPLAY) unless ``--no-window``; q, Esc or closing
+it end the run.
 """
 import argparse
 import json
@@ -90,16 +91,24 @@ class NewestFrame(threading.Thread):
     taken yet, waiting for one, or None once the source has ended
     (``ending`` says how). Frames replaced before they were taken are
     ``dropped``. ``paced``: a file's frames are released at their time by its
-    frame rate; ``lossless``: none is replaced, the reader waits instead."""
+    frame rate; ``lossless``: none is replaced, the reader waits instead.
 
-    def __init__(self, source, capture, *, paced, lossless, reconnects, reconnect_delay):
+    Started, the reader keeps a stream or camera drained (frames before
+    ``begin`` are discarded, so that nothing piles up while the model loads)
+    and holds a file at its first frame until ``begin``."""
+
+    def __init__(self, source, *, paced, lossless, reconnects, reconnect_delay):
         super().__init__(daemon=True, name="source reader")
-        self.source, self.capture = source, capture
-        self.paced, self.lossless = paced, lossless
+        self.source, self.capture = source, source.open()
+        self.paced, self.lossless = paced and source.kind == "file", lossless and source.kind == "file"
         self.reconnects, self.reconnect_delay = reconnects, reconnect_delay
-        self.fps = nominal_fps(capture)
+        self.fps = nominal_fps(self.capture)
+        self.frame_size = tuple(int(self.capture.get(prop))
+                                for prop in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
         self.read = self.dropped = self.reconnections = 0
-        self.ending = None
+        self._begun = threading.Event()
+        self._start = None
+        self.ending, self.lost = None, False
         self._newest = None
         self._changed = threading.Condition()
         self._halt = threading.Event()
@@ -115,8 +124,16 @@ class NewestFrame(threading.Thread):
                 self._halt.set()
                 self._changed.notify_all()
 
+    def begin(self):
+        """Start handing frames over (and timing and counting them)."""
+        self._start = time.monotonic()
+        self._begun.set()
+
     def _read_all(self):
-        start = time.monotonic()
+        if self.source.kind == "file":
+            while not self._begun.wait(0.1):
+                if self._halt.is_set():
+                    return
         while not self._halt.is_set():
             ok, frame = self.capture.read()
             if not ok:
@@ -126,17 +143,22 @@ class NewestFrame(threading.Thread):
                 if not self._reconnect():
                     return
                 continue
+            if not self._begun.is_set():
+                self.frame_size = frame.shape[1], frame.shape[0]
+                continue
             index = self.read
             self.read += 1
             if self.source.kind == "file" and self.fps:
                 seconds = index / self.fps
                 if self.paced:
-                    self._halt.wait(max(0.0, start + seconds - time.monotonic()))
+                    self._halt.wait(max(0.0, self._start + seconds - time.monotonic()))
             else:
-                seconds = time.monotonic() - start
+                seconds = time.monotonic() - self._start
             with self._changed:
                 while self.lossless and self._newest is not None and not self._halt.is_set():
                     self._changed.wait(0.1)
+                if self._halt.is_set():
+                    return
                 if self._newest is not None:
                     self.dropped += 1
                 self._newest = (index, seconds, frame)
@@ -156,6 +178,7 @@ class NewestFrame(threading.Thread):
             self.reconnections += 1
             return True
         self.ending = f"the source stopped delivering frames and {self.reconnects} reconnection attempts failed"
+        self.lost = True
         return False
 
     def take(self, timeout=0.1):
@@ -180,43 +203,33 @@ class NewestFrame(threading.Thread):
 
 
 class Window:
-    """A Qt window showing each annotated frame; q, Esc or closing it ask the run to end."""
+    """A Tk window showing each annotated frame; q, Esc or closing it ask the run to end."""
 
     def __init__(self, title):
-        from PyQt5 import QtCore, QtGui, QtWidgets
+        import tkinter
 
-        self._gui = QtGui
-        self.app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["detflow live"])
+        self.root = tkinter.Tk()
+        self.root.title(title)
+        self.root.protocol("WM_DELETE_WINDOW", self._close)
+        for key in ("q", "<Escape>"):
+            self.root.bind(key, lambda _event: self._close())
+        self.view = tkinter.Label(self.root, borderwidth=0, padx=0, pady=0, highlightthickness=0)
+        self.view.pack()
         self.closed = False
-        owner = self
 
-        class View(QtWidgets.QLabel):
-            def closeEvent(self, event):
-                owner.closed = True
-                event.accept()
-
-            def keyPressEvent(self, event):
-                if event.key() in (QtCore.Qt.Key_Q, QtCore.Qt.Key_Escape):
-                    self.close()
-
-        self.view = View()
-        self.view.setWindowTitle(title)
-        self.sized = False
+    def _close(self):
+        self.closed = True
 
     def show(self, frame):
-        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        height, width = rgb.shape[:2]
-        image = self._gui.QImage(rgb.data, width, height, 3 * width, self._gui.QImage.Format_RGB888)
-        self.view.setPixmap(self._gui.QPixmap.fromImage(image))  # fromImage copies the pixels
-        if not self.sized:
-            self.view.resize(width, height)
-            self.view.show()
-            self.sized = True
-        self.app.processEvents()
+        from PIL import Image, ImageTk
+
+        image = ImageTk.PhotoImage(Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
+        self.view.configure(image=image)
+        self.view.image = image  # Tk keeps no reference of its own
+        self.root.update()
 
     def close(self):
-        self.view.close()
-        self.app.processEvents()
+        self.root.destroy()
 
 
 def display_available():
@@ -238,18 +251,18 @@ class Stopper:
         self.reason = "stopped by Ctrl+C" if number == signal.SIGINT else "stopped by SIGTERM"
 
 
-def live(detector, source, *, settings, out_video=None, events_path=None, max_frames=None, max_seconds=None,
-         window=None, paced=True, reconnects=3, reconnect_delay=1.0, stopper=None):
-    """Detect on ``source`` until it ends or a bound or the user stops the run; write the outputs; return
-    a summary: frames read, processed and dropped, frames/s, events per class and how the run ended."""
-    capture = source.open()
-    reader = NewestFrame(source, capture, paced=paced and source.kind == "file", lossless=not paced and
-                         source.kind == "file", reconnects=reconnects, reconnect_delay=reconnect_delay)
+def live(detector, reader, *, settings, out_video=None, events_path=None, max_frames=None, max_seconds=None,
+         window=None, stopper=None):
+    """Detect on the frames of a started ``reader`` until its source ends or is lost, or a bound or the
+    user stops the run; write the outputs; return a summary: frames read, processed and dropped,
+    frames/s, events per class, how the run ended and whether the source was lost."""
+    source = reader.source
     builder, writer, processed, ending = EventBuilder(settings), None, 0, None
     out_fps = reader.fps or STREAM_FPS
-    _warm_up(detector, capture)
+    _warm_up(detector, reader.frame_size)
     started = time.monotonic()
-    reader.start()
+    reader.begin()
+    log.info("detecting on %s (%s)%s", source.text, source.kind, "; Ctrl+C ends" if stopper else "")
     try:
         while ending is None:
             item = reader.take()
@@ -287,7 +300,7 @@ def live(detector, source, *, settings, out_video=None, events_path=None, max_fr
     summary = {"source": source.text, "frames_read": reader.read, "frames_processed": processed,
                "frames_dropped": reader.dropped, "seconds": round(elapsed, 3),
                "frames_per_second": round(processed / elapsed, 2) if elapsed > 0 else None,
-               "reconnections": reader.reconnections, "ended": ending,
+               "reconnections": reader.reconnections, "ended": ending, "source_lost": reader.lost,
                "score_threshold": detector.score_threshold, "event_settings": vars(settings),
                "events_per_class": event_counts(builder.events, detector.names.values())}
     if events_path is not None:
@@ -296,10 +309,10 @@ def live(detector, source, *, settings, out_video=None, events_path=None, max_fr
     return summary
 
 
-def _warm_up(detector, capture):
+def _warm_up(detector, frame_size):
     """One detection on a blank frame of the source's size, so that the model's first call (its graph
     being traced, seconds) happens before frames are timed and dropped."""
-    width, height = (int(capture.get(prop)) for prop in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+    width, height = frame_size
     if width > 0 and height > 0:
         detector.detect(*(
             [value] for value in detector.prepare(np.zeros((height, width, 3), np.uint8))))
@@ -327,6 +340,12 @@ def _video_writer(path, frame, fps):
 
 
 # ---------------------------------------------------------------- command line
+
+
+def _quiet_opencv():
+    """OpenCV's and FFmpeg's own messages off: a source that cannot be opened is said in one line, by us."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _config_defaults(path):
@@ -370,9 +389,14 @@ def main(argv=None):
     args.score_threshold = score if args.score_threshold is None else args.score_threshold
     settings = EventSettings(*(getattr(args, name) if getattr(args, name) is not None else getattr(settings, name)
                                for name in ("min_frames", "max_gap", "track_iou")))
+    _quiet_opencv()
     source = Source(args.source)
     if source.kind == "file" and not source.value.is_file():
         raise InputError(source.value, "video file not found (a camera is a number, a stream a URL)")
+    # Opened before the model loads, so that a wrong source is said at once.
+    reader = NewestFrame(source, paced=not args.no_pace, lossless=args.no_pace, reconnects=args.reconnects,
+                         reconnect_delay=args.reconnect_delay)
+    reader.start()
     stopper = Stopper()
     detector = detector_from_options(args)
     window = None
@@ -381,13 +405,13 @@ def main(argv=None):
             window = Window(f"detflow live: {args.source}")
         else:
             log.info("no display (DISPLAY and WAYLAND_DISPLAY unset): running without a window")
-    summary = live(detector, source, settings=settings, out_video=args.out, events_path=args.events,
-                   max_frames=args.max_frames, max_seconds=args.max_seconds, window=window,
-                   paced=not args.no_pace, reconnects=args.reconnects, reconnect_delay=args.reconnect_delay,
-                   stopper=stopper)
+    summary = live(detector, reader, settings=settings, out_video=args.out, events_path=args.events,
+                   max_frames=args.max_frames, max_seconds=args.max_seconds, window=window, stopper=stopper)
     print(f"live: {summary['frames_processed']} frames processed in {summary['seconds']:.1f} s "
           f"({summary['frames_per_second']} frames/s), {summary['frames_dropped']} of {summary['frames_read']} "
           f"read dropped; events {json.dumps(summary['events_per_class'])}; ended: {summary['ended']}", flush=True)
+    if summary["source_lost"]:
+        raise InputError(source.text, f"{summary['ended']}; the outputs hold everything up to there")
 
 
 if __name__ == "__main__":
