@@ -128,3 +128,21 @@ def test_without_hysteresis_the_same_noise_splits_appearances(demo_truth):
     strict = EventSettings(min_frames=1, max_gap=0, track_iou=0.3)
     noisy = match_events(appearances, video_events(noisy_detections(demo_truth), strict))
     assert noisy["several"] > 0
+
+
+def test_the_report_matches_each_video_s_events_with_its_truth(demo_truth, tmp_path):
+    from detflow import report
+
+    truth_csv = tmp_path / "truth" / "demo_00.csv"
+    truth_csv.parent.mkdir()
+    truth_csv.write_text("frame_index,class,xmin,ymin,xmax,ymax\n" + "".join(
+        f"{frame},{name},{','.join(map(str, box))}\n" for frame, rows in sorted(demo_truth.items())
+        for name, *box in rows))
+    events = video_events(noisy_detections(demo_truth, miss=0, flip=0, jitter=0), SETTINGS)
+    write_events(events, json_path=tmp_path / "demo_00.events.json", about={"event_settings": vars(SETTINGS)})
+    match = report.truth_match([tmp_path / "demo_00.events.json"], [truth_csv])
+    assert match["exactly_one_share"] == 1.0 and match["unmatched_events"] == 0
+    assert report.truth_match_line(match).startswith(f"{match['appearances']} of {match['appearances']} true gesture "
+                                                     "appearances (100.0%) became exactly one event")
+    with pytest.raises(report.InputError, match="no truth file of video demo_00"):
+        report.truth_match([tmp_path / "demo_00.events.json"], [tmp_path / "other.csv"])
