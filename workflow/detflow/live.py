@@ -226,6 +226,10 @@ class Window:
         image = ImageTk.PhotoImage(Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
         self.view.configure(image=image)
         self.view.image = image  # Tk keeps no reference of its own
+        self.poll()
+
+    def poll(self):
+        """Handle the window's events (keys, closing, redrawing)."""
         self.root.update()
 
     def close(self):
@@ -266,11 +270,11 @@ def live(detector, reader, *, settings, out_video=None, events_path=None, max_fr
     try:
         while ending is None:
             item = reader.take()
-            if item is None:
-                if reader.finished:
-                    ending = reader.ending
-                elif stopper is not None and stopper.reason:
-                    ending = stopper.reason
+            if item is None:  # no new frame yet: keep the window responsive and the bounds checked
+                if window is not None:
+                    window.poll()
+                ending = reader.ending if reader.finished else _bound_reached(processed, started, max_frames,
+                                                                             max_seconds, window, stopper)
                 continue
             index, seconds, frame = item
             network_input, scale = detector.prepare(frame)

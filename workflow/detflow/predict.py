@@ -171,7 +171,8 @@ def predict_video(detector, videos, out_video, csv_path, json_path, *, events_cs
     out_video = Path(out_video)
     out_video.parent.mkdir(parents=True, exist_ok=True)
     try:
-        frames, rows, detected, decoded, size = _annotate_video(detector, capture, clock, out_video, fps, stride, batch_size)
+        frames, rows, detected, decoded, size = _annotate_video(detector, capture, clock, out_video, fps, stride,
+                                                                batch_size)
         short = stopped_short(capture, clock, decoded) if frames else None
     finally:
         capture.release()
