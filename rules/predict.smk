@@ -48,7 +48,7 @@ rule predict_video:
     threads: 2
     params:
         options=section_options("predict", "score_threshold", "batch_size", "video_stride"),
-        events=section_options("events", "min_frames", "max_gap", "track_iou"),
+        events=section_options("events", "min_frames", "max_gap", "track_iou", "merge_iou"),
     shell:
         "python -m detflow.predict video {input.model:q} {input.video:q} --out-video {output.video:q}"
         " --csv {output.csv:q} --json {output.json:q} --events-csv {output.events_csv:q}"

@@ -65,6 +65,14 @@ def test_two_hands_at_once_are_two_tracks_and_two_events():
     assert events[0].boxes[0] != events[1].boxes[0]
 
 
+def test_a_hand_seen_as_both_classes_at_once_is_one_event_of_its_best_class():
+    per_frame = [[hand("grab", 10 + i, score=0.9), hand("drop", 11 + i, score=0.6)] for i in range(8)]
+    events = video_events(frames(per_frame), SETTINGS)
+    assert summaries(events) == [("grab", 0, 7, 8)]
+    apart = video_events(frames(per_frame), EventSettings(3, 4, 0.3, merge_iou=1.0))  # merging off
+    assert len(apart) > 1 and {event.name for event in apart} == {"grab", "drop"}  # what merging prevents
+
+
 def test_the_tracker_links_by_overlap_and_forgets_after_the_gap():
     tracker = IouTracker(min_iou=0.3, max_gap=1)
     first = tracker.update(0, [(0, 0, 10, 10), (50, 50, 60, 60)])

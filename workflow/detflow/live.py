@@ -377,6 +377,8 @@ def main(argv=None):
     parser.add_argument("--min-frames", type=int, help="frames a class must be seen on a track to make an event")
     parser.add_argument("--max-gap", type=int, help="frames without it an event survives")
     parser.add_argument("--track-iou", type=float, help="IoU that links a box to a track's last box")
+    parser.add_argument("--merge-iou", type=float,
+                        help="IoU at which boxes of one frame are one hand (the best-scoring one is tracked)")
     parser.add_argument("--no-window", action="store_true", help="run without a window, even where a display exists")
     parser.add_argument("--out", help="annotated video to write (.mp4)")
     parser.add_argument("--events", help="gesture events to write: .json, or CSV for any other name")
@@ -392,7 +394,7 @@ def main(argv=None):
     score, settings = _config_defaults(args.config)
     args.score_threshold = score if args.score_threshold is None else args.score_threshold
     settings = EventSettings(*(getattr(args, name) if getattr(args, name) is not None else getattr(settings, name)
-                               for name in ("min_frames", "max_gap", "track_iou")))
+                               for name in ("min_frames", "max_gap", "track_iou", "merge_iou")))
     _quiet_opencv()
     source = Source(args.source)
     if source.kind == "file" and not source.value.is_file():

@@ -242,6 +242,8 @@ def main(argv=None):
                        help="predicted frames without its class an event survives")
     video.add_argument("--track-iou", type=float, default=defaults.track_iou,
                        help="IoU that links a box to a track's last box")
+    video.add_argument("--merge-iou", type=float, default=defaults.merge_iou,
+                       help="IoU at which boxes of one frame are one hand (the best-scoring one is tracked)")
     for command in (images, video):
         command.add_argument("--csv", required=True, help="detections CSV to write")
         command.add_argument("--json", required=True, help="detections JSON to write")
@@ -257,7 +259,8 @@ def main(argv=None):
     else:
         predict_video(detector, args.videos, args.out_video, args.csv, args.json, events_csv=args.events_csv,
                       events_json=args.events_json,
-                      event_settings=EventSettings(args.min_frames, args.max_gap, args.track_iou),
+                      event_settings=EventSettings(args.min_frames, args.max_gap, args.track_iou,
+                                                   args.merge_iou),
                       stride=args.video_stride, batch_size=args.batch_size, threads=args.threads or 0)
 
 

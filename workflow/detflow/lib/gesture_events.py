@@ -5,8 +5,10 @@ events match a video's per-frame truth.
 Tracking links each frame's boxes to the tracks seen in the last
 ``max_gap + 1`` frames by IoU, one box per track (the assignment of largest
 total IoU, scipy's ``linear_sum_assignment``), whatever their classes: a
-hand stays one track when its predicted class flickers. An event is one
-class on one track. Hysteresis keeps one flicker from splitting or making an
+hand stays one track when its predicted class flickers. Boxes of one frame
+that overlap by ``merge_iou`` or more are one hand (the model saw it as two
+classes at once): only the best-scoring one is tracked. An event is one class
+on one track. Hysteresis keeps one flicker from splitting or making an
 event: an event needs ``min_frames`` frames with that class before it counts,
 and stays open across up to ``max_gap`` frames without it.
 
@@ -35,10 +37,11 @@ class EventSettings:
     min_frames: int = 3
     max_gap: int = 4
     track_iou: float = 0.3
+    merge_iou: float = 0.5
 
     @classmethod
     def from_config(cls, section):
-        return cls(**{name: section[name] for name in ("min_frames", "max_gap", "track_iou")})
+        return cls(**{name: section[name] for name in ("min_frames", "max_gap", "track_iou", "merge_iou")})
 
 
 def iou_matrix(boxes, others):
@@ -113,6 +116,16 @@ class GestureEvent:
                                             for frame, box in self.boxes.items()]}
 
 
+def one_per_hand(detections, merge_iou):
+    """The detections of one frame without those overlapping a better-scoring one by ``merge_iou`` or more,
+    whatever their classes: a hand the model sees as two classes at once is one hand, of its best class."""
+    kept = []
+    for detection in sorted(detections, key=lambda item: -item.score):
+        if not kept or iou_matrix([detection.box], [item.box for item in kept]).max() < merge_iou:
+            kept.append(detection)
+    return kept
+
+
 class EventBuilder:
     """Turns each frame's detections into events as frames come (live) or at the end of a video.
 
@@ -127,6 +140,7 @@ class EventBuilder:
         self.events = []
 
     def add(self, step, frame_index, timestamp, detections):
+        detections = one_per_hand(detections, self.settings.merge_iou)
         tracks = self.tracker.update(step, [detection.box for detection in detections])
         for track, detection in zip(tracks, detections):
             key = (track, detection.name)
