@@ -26,6 +26,9 @@ from scipy.optimize import linear_sum_assignment
 
 from detflow.lib.files import replacing, write_atomically
 
+# Truth boxes of one hand in consecutive frames overlap far more than this: the truth's appearances do not
+# depend on the tracker's settings, so that settings can be compared on the same appearances.
+TRUTH_LINK_IOU = 0.3
 EVENT_COLUMNS = ("event", "track", "class", "start_frame", "end_frame", "start_s", "end_s", "frames", "peak_score",
                  "mean_score")
 
@@ -200,10 +203,10 @@ class BoxRun:
 
 def truth_appearances(truth, settings):
     """The gesture appearances of per-frame truth ({frame: [(class, xmin, ymin, xmax, ymax)]}, as
-    lib.gesture_truth reads it): boxes linked from frame to frame by the tracker, without gaps, split
+    lib.gesture_truth reads it): boxes linked from frame to frame (IoU >= TRUTH_LINK_IOU), without gaps, split
     where the class changes. Appearances of fewer than ``min_frames`` frames are left out: no event
     can be that short."""
-    tracker, runs, current = IouTracker(settings.track_iou, max_gap=0), [], {}
+    tracker, runs, current = IouTracker(TRUTH_LINK_IOU, max_gap=0), [], {}
     for frame in range(max(truth, default=-1) + 1):
         rows = truth.get(frame, [])
         tracks = tracker.update(frame, [row[1:] for row in rows])
