@@ -183,6 +183,11 @@ def section_options(section, *keys):
     return cli_options({key: config[section][key] for key in keys})
 
 
+def demo_truths():
+    """The demo videos' per-frame truth, which the report matches gesture events against; none for real videos."""
+    return expand("results/demo/truth/{video}.csv", video=sorted(VIDEOS)) if DEMO else []
+
+
 def report_pieces():
     """Every item of the HTML report (the summary job waits for them all)."""
     return [

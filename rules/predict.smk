@@ -37,6 +37,8 @@ rule predict_video:
         video="results/predictions/videos/{video}.mp4",
         csv="results/predictions/videos/{video}.csv",
         json="results/predictions/videos/{video}.json",
+        events_csv="results/predictions/videos/{video}.events.csv",
+        events_json="results/predictions/videos/{video}.events.json",
     log:
         "logs/predict_video/{video}.log",
     benchmark:
@@ -46,7 +48,9 @@ rule predict_video:
     threads: 2
     params:
         options=section_options("predict", "score_threshold", "batch_size", "video_stride"),
+        events=section_options("events", "min_frames", "max_gap", "track_iou", "merge_iou"),
     shell:
         "python -m detflow.predict video {input.model:q} {input.video:q} --out-video {output.video:q}"
-        " --csv {output.csv:q} --json {output.json:q} {params.options}"
+        " --csv {output.csv:q} --json {output.json:q} --events-csv {output.events_csv:q}"
+        " --events-json {output.events_json:q} {params.options} {params.events}"
         " --threads {threads} > {log:q} 2>&1"

@@ -42,6 +42,8 @@ rule results_report:
         metrics=expand("results/evaluation/{split}/metrics.json", split=config["predict"]["splits"]),
         predictions=expand("results/predictions/{split}/detections.json", split=config["predict"]["splits"]),
         videos=expand("results/predictions/videos/{video}.json", video=sorted(VIDEOS)),
+        events=expand("results/predictions/videos/{video}.events.json", video=sorted(VIDEOS)),
+        truths=demo_truths(),
         code=stage_code("report"),
     output:
         page=report(
@@ -56,7 +58,8 @@ rule results_report:
         "../envs/report.yaml"
     shell:
         "python -m detflow.report results --metrics {input.metrics:q} --predictions {input.predictions:q}"
-        " --videos {input.videos:q} --page {output.page:q} > {log:q} 2>&1"
+        " --videos {input.videos:q} --events {input.events:q} --truths {input.truths:q} --page {output.page:q}"
+        " > {log:q} 2>&1"
 
 
 rule gallery:
@@ -88,6 +91,8 @@ rule summary:
         predictions=expand("results/predictions/{split}/detections.json", split=config["predict"]["splits"]),
         videos=expand("results/predictions/videos/{video}.json", video=sorted(VIDEOS)),
         annotated_videos=expand("results/predictions/videos/{video}.mp4", video=sorted(VIDEOS)),
+        events=expand("results/predictions/videos/{video}.events.json", video=sorted(VIDEOS)),
+        truths=demo_truths(),
         report_pieces=report_pieces(),
         code=stage_code("report"),
     output:
@@ -99,4 +104,5 @@ rule summary:
     shell:
         # stdout (the test mAP) goes to the terminal, the log to the log file.
         "python -m detflow.report summary {input.best:q} {input.training:q} {input.splits:q} --metrics {input.metrics:q}"
-        " --predictions {input.predictions:q} --videos {input.videos:q} --out {output.summary:q} 2> {log:q}"
+        " --predictions {input.predictions:q} --videos {input.videos:q} --events {input.events:q}"
+        " --truths {input.truths:q} --out {output.summary:q} 2> {log:q}"

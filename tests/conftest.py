@@ -3,6 +3,7 @@ models, the workflow copy) is in tests/helpers/, importable as ``helpers`` (pypr
 tests/ on the path)."""
 import pytest
 
+from helpers.desktop import install_missing, start_display
 from helpers.voc import PLUMS, make_voc
 from helpers.workflow import WorkflowCopy
 
@@ -44,3 +45,17 @@ def model(model_path):
     from detflow.lib.model_card import read_card
 
     return inference.load_inference_model(model_path, read_card(model_path))
+
+
+@pytest.fixture(scope="module")
+def display(tmp_path_factory):
+    """A private X display (Xvfb) for the module, as the environment of a program to show windows on;
+    stopped by its PID afterwards."""
+    reason = install_missing()
+    if reason:
+        pytest.skip(reason)
+    server, name = start_display()
+    home = tmp_path_factory.mktemp("home")  # labelImg keeps its settings in ~/.labelImgSettings.pkl
+    yield {"DISPLAY": name, "HOME": str(home), "XDG_RUNTIME_DIR": str(home)}
+    server.terminate()
+    server.wait(timeout=10)

@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 import yaml
 
+from helpers.desktop import screenshot
 from helpers.media import file_hashes
 from helpers.workflow import REPO
 
 from detflow.dataset import build_dataset
-from detflow.lib.labelimg_compat import ERROR_PREFIX, QT_SYSTEM_PACKAGES
+from detflow.lib.labelimg_compat import ERROR_PREFIX
 from detflow.lib.pascal_voc import read_annotation, write_annotation
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -32,45 +33,6 @@ WIDTH, HEIGHT = 320, 240
 # Per image: the object (an ellipse) as (xmin, ymin, xmax, ymax) in 0-based image pixels.
 OBJECTS = {"take_000000": (60, 70, 140, 130), "take_000002": (150, 90, 230, 170), "take_000004": (180, 40, 280, 120)}
 BORDER = (255, 0, 255)  # BGR magenta frame around each image, to find the image in a screenshot
-DESKTOP_TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool", "import": "imagemagick"}
-
-
-def _install_missing():
-    """apt-get the display tools (and Qt's libraries) that are missing; the reason to skip, or None."""
-    from detflow.lib.labelimg_compat import missing_qt_library
-
-    packages = [package for tool, package in DESKTOP_TOOLS.items() if shutil.which(tool) is None]
-    if missing_qt_library():
-        packages += QT_SYSTEM_PACKAGES
-    if not packages:
-        return None
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return f"needs {', '.join(packages)} (installing them needs root and apt-get)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-        if done.returncode != 0:
-            return f"apt-get could not install {', '.join(packages)}: {done.stderr.strip()[-300:]}"
-    return None
-
-
-@pytest.fixture(scope="module")
-def display(tmp_path_factory):
-    """A private X display (Xvfb) for the module; stopped by its PID afterwards."""
-    reason = _install_missing()
-    if reason:
-        pytest.skip(reason)
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                              pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    with os.fdopen(read_end) as stream:
-        number = stream.readline().strip()
-    assert number.isdigit(), "Xvfb did not report its display"
-    home = tmp_path_factory.mktemp("home")  # labelImg keeps its settings in ~/.labelImgSettings.pkl
-    yield {"DISPLAY": f":{number}", "HOME": str(home), "XDG_RUNTIME_DIR": str(home)}
-    server.terminate()
-    server.wait(timeout=10)
 
 
 def frame_image(box):
@@ -128,8 +90,7 @@ class LabelImg:
         time.sleep(0.8)
 
     def screenshot(self, path):
-        subprocess.run(["import", "-window", "root", str(path)], env=self.env, check=True, timeout=60)
-        return cv2.imread(str(path))
+        return screenshot(self.env, path)
 
     def on_screen(self, path, colour_mask):
         """Bounding box (left, top, right, bottom) on screen of the largest region ``colour_mask`` picks out

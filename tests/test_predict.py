@@ -23,6 +23,7 @@ from detflow.lib import inference
 from detflow.lib import retinanet_compat as compat
 from detflow.lib.cli import InputError
 from detflow.lib.drawing import draw_detections
+from detflow.lib.gesture_events import EventSettings
 from detflow.lib.model_card import embed, read_card
 
 from keras_retinanet import models  # noqa: E402  (after detflow, which imports the compat module first)
@@ -121,6 +122,24 @@ def test_video_detections_match_reference_frame_by_frame(model, tmp_path):
     capture = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(10 / 3, abs=0.01)  # plays in real time
     assert json.loads((tmp_path / "out.json").read_text())["frames_predicted"] == 7
+
+
+def test_a_video_s_gesture_events_are_made_of_its_detections(model, tmp_path):
+    video = write_video(tmp_path / "take.mp4", 20, fps=10)
+    settings = EventSettings(min_frames=2, max_gap=1, track_iou=0.3)
+    content = predict.predict_video(detector(model), [video], tmp_path / "out.mp4", tmp_path / "out.csv",
+                                    tmp_path / "out.json", events_csv=tmp_path / "e.csv",
+                                    events_json=tmp_path / "e.json", event_settings=settings)
+    events = json.loads((tmp_path / "e.json").read_text())["events"]
+    assert len(read_rows(tmp_path / "e.csv")) == len(events) == sum(content["events"].values()) > 0
+    assert content["event_settings"] == vars(settings)
+    detected = {(frame["frame_index"], item["class"], tuple(item["box"])) for frame in content["frames"]
+                for item in frame["detections"]}
+    for event in events:  # every box of an event is a detection of its class in that frame
+        assert event["frames"] == len(event["boxes"]) >= settings.min_frames
+        for frame, *box in event["boxes"]:  # rounded to 0.1 px in the events, 0.01 px in the detections
+            assert any(index == frame and name == event["class"] and np.allclose(found, box, atol=0.06)
+                       for index, name, found in detected)
 
 
 def test_boxes_and_captions_in_class_colours():

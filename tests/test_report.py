@@ -148,7 +148,11 @@ def test_metrics_table_and_detections(outputs, tmp_path):
     assert rows[1] == ["grab", *(f"{item['classes'][0]['average_precision']:.3f}" for item in metrics)]
     assert rows[3] == ["mAP", *(f"{item['mAP']:.3f}" for item in metrics)]
     video = json.loads(found["videos"][0].read_text())
-    assert ["video take", "6", str(video["frames_with_detections"]), *(str(video["detections"][name]) for name in CLASSES)] in rows
+    assert ["video take", "6", str(video["frames_with_detections"]), *(str(video["detections"][name]) for name in CLASSES),
+            *(str(video["events"][name]) for name in CLASSES)] in rows
+    split_rows = [row for row in rows if row[0].endswith(" split")]
+    assert split_rows and all(row[-len(CLASSES):] == ["–"] * len(CLASSES) for row in split_rows)  # images: no events
+    assert f"Gesture events: {sum(video['events'].values())} in 1 videos" in page
     assert "Nothing was detected" not in page
 
 

@@ -1,5 +1,6 @@
 """Prediction stage: the inference model on the images of dataset splits and on
-whole videos, as annotated images and videos plus detections in CSV and JSON.
+whole videos, as annotated images and videos plus detections in CSV and JSON,
+and for videos the gesture events the detections make (:mod:`detflow.lib.gesture_events`).
 
 The model and how it sees images come from the model itself
 (:mod:`detflow.lib.inference`, :mod:`detflow.lib.model_card`); boxes are
@@ -26,6 +27,7 @@ from detflow.lib.background import BackgroundWriter
 from detflow.lib.cli import InputError, run
 from detflow.lib.drawing import draw_detections, draw_frame_label, write_jpeg
 from detflow.lib.files import replacing, write_atomically
+from detflow.lib.gesture_events import EventSettings, event_counts, video_events, write_events
 from detflow.lib.inference import Unreadable, add_model_options, detect_images, detect_stream, detector_from_options
 from detflow.lib.media import (
     FrameClock, declared_frame_count, nominal_fps, open_video, single_video, stopped_short, video_id,
@@ -135,8 +137,8 @@ def _frame_rate(capture, video):
 
 def _annotate_video(detector, capture, clock, out_video, fps, stride, batch_size):
     """Detect in every ``stride``-th frame and write the annotated video; return (frames, CSV rows,
-    frames decoded, (width, height))."""
-    frames, rows, progress, writer, size = [], [], {"decoded": 0}, None, None
+    (frame index, seconds, detections) of each frame, frames decoded, (width, height))."""
+    frames, rows, detected, progress, writer, size = [], [], [], {"decoded": 0}, None, None
     try:
         with BackgroundWriter() as background:
             for (frame_index, timestamp), frame, detections in detect_stream(
@@ -149,16 +151,19 @@ def _annotate_video(detector, capture, clock, out_video, fps, stride, batch_size
                 frames.append({"frame_index": frame_index, "timestamp_s": round(timestamp, 3),
                                "detections": [detection.as_dict() for detection in detections]})
                 rows.extend([frame_index, f"{timestamp:.3f}", *detection.as_row()] for detection in detections)
+                detected.append((frame_index, timestamp, detections))
                 background.submit(_annotate_frame, writer, frame, detections, frame_index, timestamp)
     finally:
         if writer is not None:
             writer.release()
-    return frames, rows, progress["decoded"], size
+    return frames, rows, detected, progress["decoded"], size
 
 
-def predict_video(detector, videos, out_video, csv_path, json_path, *, stride=1, batch_size=8, threads=0):
+def predict_video(detector, videos, out_video, csv_path, json_path, *, events_csv=None, events_json=None,
+                  event_settings=EventSettings(), stride=1, batch_size=8, threads=0):
     """Annotate every ``stride``-th frame of a video into ``out_video`` (at the video's frame rate
-    divided by the stride, so it plays in real time) and write the detections; return the JSON content."""
+    divided by the stride, so it plays in real time) and write the detections and the gesture events
+    they make; return the JSON content."""
     video = single_video(videos)
     capture = open_video(video, threads)
     fps, declared = _frame_rate(capture, video), declared_frame_count(capture)
@@ -166,7 +171,8 @@ def predict_video(detector, videos, out_video, csv_path, json_path, *, stride=1,
     out_video = Path(out_video)
     out_video.parent.mkdir(parents=True, exist_ok=True)
     try:
-        frames, rows, decoded, size = _annotate_video(detector, capture, clock, out_video, fps, stride, batch_size)
+        frames, rows, detected, decoded, size = _annotate_video(detector, capture, clock, out_video, fps, stride,
+                                                                batch_size)
         short = stopped_short(capture, clock, decoded) if frames else None
     finally:
         capture.release()
@@ -178,18 +184,23 @@ def predict_video(detector, videos, out_video, csv_path, json_path, *, stride=1,
         log.warning("%s: %s (truncated or corrupt video); the %d frames before that are annotated", video, short,
                     decoded)
     counts = _detection_counts(detector, frames, rows, column=2)
+    events = video_events(detected, event_settings)
     content = {
         "video": str(video), "video_id": video_id(video), "annotated_video": str(out_video),
         "width": size[0], "height": size[1], "fps": fps, "stride": stride, "annotated_fps": fps / stride,
         "frames_declared": declared, "frames_decoded": decoded, "frames_predicted": len(frames),
         "complete": complete, "score_threshold": detector.score_threshold, "classes": counts["classes"],
         "frames_with_detections": counts["with_detections"], "detections": counts["detections"],
+        "event_settings": vars(event_settings), "events": event_counts(events, counts["classes"]),
         "frames": frames,
     }
     _write_csv(csv_path, VIDEO_COLUMNS, rows)
     _write_json(json_path, content)
-    log.info("%s: %d of %d decoded frames predicted, %d with detections, detections per class %s",
-             video, len(frames), decoded, content["frames_with_detections"], content["detections"])
+    write_events(events, csv_path=events_csv, json_path=events_json,
+                 about={"video": str(video), "video_id": video_id(video), "event_settings": vars(event_settings)})
+    log.info("%s: %d of %d decoded frames predicted, %d with detections, detections per class %s, events per "
+             "class %s", video, len(frames), decoded, content["frames_with_detections"], content["detections"],
+             content["events"])
     return content
 
 
@@ -222,6 +233,17 @@ def main(argv=None):
     video.add_argument("videos", nargs="+", help="the video file (two files mean a name clash and are refused)")
     video.add_argument("--out-video", required=True, help="the annotated video to write (.mp4)")
     video.add_argument("--video-stride", type=int, default=1, help="annotate every k-th frame")
+    video.add_argument("--events-csv", help="gesture events CSV to write")
+    video.add_argument("--events-json", help="gesture events JSON (with each event's boxes) to write")
+    defaults = EventSettings()
+    video.add_argument("--min-frames", type=int, default=defaults.min_frames,
+                       help="predicted frames a class must be seen on a track to make an event")
+    video.add_argument("--max-gap", type=int, default=defaults.max_gap,
+                       help="predicted frames without its class an event survives")
+    video.add_argument("--track-iou", type=float, default=defaults.track_iou,
+                       help="IoU that links a box to a track's last box")
+    video.add_argument("--merge-iou", type=float, default=defaults.merge_iou,
+                       help="IoU at which boxes of one frame are one hand (the best-scoring one is tracked)")
     for command in (images, video):
         command.add_argument("--csv", required=True, help="detections CSV to write")
         command.add_argument("--json", required=True, help="detections JSON to write")
@@ -235,8 +257,11 @@ def main(argv=None):
     if args.command == "images":
         predict_split(detector, args.voc_dir, args.split, args.out_dir, args.csv, args.json, batch_size=args.batch_size)
     else:
-        predict_video(detector, args.videos, args.out_video, args.csv, args.json, stride=args.video_stride,
-                      batch_size=args.batch_size, threads=args.threads or 0)
+        predict_video(detector, args.videos, args.out_video, args.csv, args.json, events_csv=args.events_csv,
+                      events_json=args.events_json,
+                      event_settings=EventSettings(args.min_frames, args.max_gap, args.track_iou,
+                                                   args.merge_iou),
+                      stride=args.video_stride, batch_size=args.batch_size, threads=args.threads or 0)
 
 
 if __name__ == "__main__":

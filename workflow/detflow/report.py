@@ -8,7 +8,9 @@ and its one-page summary.
 - ``dataset``: images, negatives and boxes per class in each split (from
   ``splits.json``) and what the annotation check found (``validation.json``).
 - ``results``: the metrics table (AP per class and mAP per split) and what
-  was detected in every split and video, saying so plainly when nothing was.
+  was detected in every split and video, saying so plainly when nothing was,
+  with the gesture events of every video and, for the demo, how many true
+  gesture appearances became exactly one event.
 - ``gallery``: a contact sheet of annotated images of a split.
 - ``summary``: ``summary.txt`` with the headline numbers; the test mAP is
   also printed, as the run's last word.
@@ -24,6 +26,9 @@ from pathlib import Path
 
 from detflow.lib.tensorboard_logs import read_scalars
 from detflow.lib.cli import InputError, run
+from detflow.lib.gesture_events import truth_match_totals
+from detflow.lib.gesture_truth import read_truth
+from detflow.lib.media import video_id
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +221,36 @@ def nothing_message(predictions, videos):
             "(more epochs or steps).")
 
 
-def metrics_page(metrics, predictions, videos):
+def truth_match(event_files, truth_files):
+    """How the events of the demo videos cover their per-frame truth (lib.gesture_events.match_events
+    summed over the videos), or None without truth files. Truth and events pair up by video name."""
+    if not truth_files:
+        return None
+    truths = {video_id(path): path for path in truth_files}
+    pairs = []
+    for path in event_files:
+        name = Path(path).name.removesuffix(".events.json")
+        if name not in truths:
+            raise InputError(path, f"no truth file of video {name} among the {len(truths)} given")
+        pairs.append((read_truth(truths[name]), path))
+    return truth_match_totals(pairs)
+
+
+def truth_match_line(match):
+    share = "–" if match["exactly_one_share"] is None else f"{100 * match['exactly_one_share']:.1f}%"
+    return (f"{match['exactly_one']} of {match['appearances']} true gesture appearances ({share}) became exactly one "
+            f"event ({match['none']} none, {match['several']} split into several); {match['unmatched_events']} of "
+            f"{match['events']} events match no appearance")
+
+
+def events_line(videos):
+    names = videos[0]["classes"]
+    counts = {name: sum(item["events"][name] for item in videos) for name in names}
+    return (f"Gesture events: {sum(counts.values())} in {len(videos)} videos "
+            f"({', '.join(f'{name} {count}' for name, count in counts.items())})")
+
+
+def metrics_page(metrics, predictions, videos, match=None):
     classes = [item["class"] for item in metrics[0]["classes"]] if metrics else []
     header = ["class", *(f"{item['split']}: AP ({item['boxes']} boxes)" for item in metrics)]
     rows = [[name, *(_ap_cell(item["classes"][index]) for item in metrics)] for index, name in enumerate(classes)]
@@ -230,6 +264,13 @@ def metrics_page(metrics, predictions, videos):
              f"dataset's annotations, over detections scoring {scores} or more.</p>",
              _table(header, rows), _paragraphs(notes)]
     parts += ["<h3>Detections</h3>", _detections_table(predictions, videos)]
+    if videos:
+        parts.append(f"<p>{html.escape(events_line(videos))}: a class seen on one track in at least "
+                     f"{videos[0]['event_settings']['min_frames']} frames, with gaps of up to "
+                     f"{videos[0]['event_settings']['max_gap']} frames (results/predictions/videos/*.events.csv)."
+                     "</p>")
+    if match:
+        parts.append(f"<p>Demo truth: {html.escape(truth_match_line(match))}.</p>")
     if nothing_detected(predictions, videos):
         parts.append(_paragraphs([nothing_message(predictions, videos)], "alert"))
     unreadable = [f"{item['split']}: {entry['file']} cannot be read ({entry['reason']}); left out"
@@ -249,19 +290,22 @@ def _ap_cell(item):
 
 def _detections_table(predictions, videos):
     names = (predictions or videos)[0]["classes"] if predictions or videos else []
-    header = ["predicted", "images or frames", "with detections", *(f"detections {name}" for name in names)]
+    header = ["predicted", "images or frames", "with detections", *(f"detections {name}" for name in names),
+              *(f"events {name}" for name in names if videos)]
     rows = [[f"{item['split']} split", item["images_predicted"], item["images_with_detections"],
-             *(item["detections"][name] for name in names)] for item in predictions]
+             *(item["detections"][name] for name in names), *("–" for name in names if videos)]
+            for item in predictions]
     rows += [[f"video {item['video_id']}", item["frames_predicted"], item["frames_with_detections"],
-              *(item["detections"][name] for name in names)] for item in videos]
+              *(item["detections"][name] for name in names), *(item["events"][name] for name in names)]
+             for item in videos]
     return _table(header, rows)
 
 
-def results_report(metrics_files, prediction_files, video_files, html_path):
+def results_report(metrics_files, prediction_files, video_files, html_path, event_files=(), truth_files=()):
     metrics = [read_json(path) for path in metrics_files]
     predictions = [read_json(path) for path in prediction_files]
     videos = [read_json(path) for path in video_files]
-    Path(html_path).write_text(metrics_page(metrics, predictions, videos))
+    Path(html_path).write_text(metrics_page(metrics, predictions, videos, truth_match(event_files, truth_files)))
     if nothing_detected(predictions, videos):
         log.warning("%s", nothing_message(predictions, videos))
 
@@ -308,7 +352,7 @@ def gallery(detections_json, images_dir, out_path):
 # ---------------------------------------------------------------- summary
 
 
-def summary_lines(best, training, splits, metrics, predictions, videos):
+def summary_lines(best, training, splits, metrics, predictions, videos, match=None):
     by_split = {item["split"]: item for item in metrics}
     lines = ["Run summary"]
     for split in ("test", "val"):
@@ -335,6 +379,9 @@ def summary_lines(best, training, splits, metrics, predictions, videos):
         with_detections = sum(item["frames_with_detections"] for item in videos)
         frames = sum(item["frames_predicted"] for item in videos)
         lines.append(f"Videos: {len(videos)} annotated, {with_detections} of {frames} frames with detections")
+        lines.append(events_line(videos))
+    if match:
+        lines.append(f"Demo truth: {truth_match_line(match)}")
     if nothing_detected(predictions, videos):
         lines.append(nothing_message(predictions, videos))
     lines.append("Outputs: results/predictions/, results/evaluation/; report: snakemake --report results/report/report.html")
@@ -350,12 +397,13 @@ def headline(metrics):
     return f"Test mAP@{test['iou_threshold']:g}: {score} on {test['images']} test images"
 
 
-def summary(best_json, training_json, splits_json, metrics_files, prediction_files, video_files, out_path):
+def summary(best_json, training_json, splits_json, metrics_files, prediction_files, video_files, out_path,
+            event_files=(), truth_files=()):
     metrics = [read_json(path) for path in metrics_files]
     predictions = [read_json(path) for path in prediction_files]
     videos = [read_json(path) for path in video_files]
     lines = summary_lines(read_json(best_json), read_json(training_json), read_json(splits_json), metrics,
-                          predictions, videos)
+                          predictions, videos, truth_match(event_files, truth_files))
     Path(out_path).write_text("\n".join(lines) + "\n")
     print(headline(metrics))
 
@@ -392,18 +440,22 @@ def main(argv=None):
     brief.add_argument("--predictions", nargs="*", default=[])
     brief.add_argument("--videos", nargs="*", default=[])
     brief.add_argument("--out", required=True)
+    for command in (results, brief):
+        command.add_argument("--events", nargs="*", default=[], help="events JSON of each annotated video")
+        command.add_argument("--truths", nargs="*", default=[],
+                             help="per-frame truth CSV of each video (the demo's), to match events against")
     args = parser.parse_args(argv)
     if args.command == "training":
         training_report(args.training_json, args.best_json, args.curves, args.page)
     elif args.command == "dataset":
         Path(args.page).write_text(dataset_page(read_json(args.splits_json), read_json(args.validation_json)))
     elif args.command == "results":
-        results_report(args.metrics, args.predictions, args.videos, args.page)
+        results_report(args.metrics, args.predictions, args.videos, args.page, args.events, args.truths)
     elif args.command == "gallery":
         gallery(args.detections_json, args.images_dir, args.out)
     else:
         summary(args.best_json, args.training_json, args.splits_json, args.metrics, args.predictions, args.videos,
-                args.out)
+                args.out, args.events, args.truths)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Drawing detections on images: a box in its class's colour (keras-retinanet's
-palette) with "class score" on a filled label, and a frame's index and time."""
+palette) with "class score" on a filled label, and a frame's index and time or another status line."""
 import cv2
 from keras_retinanet.utils.colors import label_color
 
@@ -43,11 +43,15 @@ def draw_detections(image, detections):
     return image
 
 
+def draw_status(image, text):
+    """``text`` on a dark label in the top left corner."""
+    side = min(image.shape[:2])
+    _label(image, text, (0, 0), (32, 32, 32), max(0.35, side / 1100), max(1, round(side / 600)))
+
+
 def draw_frame_label(image, frame_index, timestamp):
     """The frame index and time in the top left corner, to find a frame in the CSV."""
-    side = min(image.shape[:2])
-    _label(image, f"frame {frame_index}  {timestamp:.2f} s", (0, 0), (32, 32, 32), max(0.35, side / 1100),
-           max(1, round(side / 600)))
+    draw_status(image, f"frame {frame_index}  {timestamp:.2f} s")
 
 
 def write_jpeg(path, image):
