@@ -137,13 +137,12 @@ def _class_map(tree, settings, classes):
     """The dataset's classes after the checks that need no model: sizes, classes, weights file."""
     if settings.image_min_side > settings.image_max_side:
         raise InputError("config: train.image_min_side", "must not exceed train.image_max_side")
-    class_map = read_classes(tree.classes_file, classes)
     if settings.weights == "imagenet":  # the workflow's weights rule fetches the file beforehand
         raise InputError("--weights imagenet", "training never downloads: give the weights file that "
                                                "`python -m detflow.weights` fetches, or none")
     if settings.weights != "none" and not Path(settings.weights).is_file():
         raise InputError(settings.weights, "train.weights names no file (use none or a .h5 path)")
-    return class_map
+    return read_classes(tree.classes_file, classes)
 
 
 def _callbacks(model, generators, progress, settings, class_names, metrics_csv, snapshot_dir, tensorboard_dir):
