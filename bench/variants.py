@@ -54,7 +54,8 @@ def seconds(text):
 def training_jobs(env, run_id):
     """(span of the training jobs in s, their CPU seconds, their count) of one Snakemake run, from sacct."""
     since = (datetime.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-    output = subprocess.run(["sacct", "-X", "--parsable2", "--noheader", "--starttime", since, "--name", run_id,
+    # Without -X: a job's own line then sums the CPU time of its steps (with -X it says 0).
+    output = subprocess.run(["sacct", "--parsable2", "--noheader", "--starttime", since, "--name", run_id,
                              "--format=Comment,State,Start,End,TotalCPU"], env=env, capture_output=True, text=True,
                             check=True).stdout
     jobs = [line.split("|") for line in output.splitlines() if line.startswith("rule_train_")]
@@ -79,6 +80,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="runs of each kind, alternating")
     parser.add_argument("--steps", type=int, default=12, help="training steps per epoch (2 epochs)")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     started = subprocess.run([str(REPO / "scripts" / "slurm" / "start.sh")], capture_output=True, text=True)
     if started.returncode != 0:
         sys.exit(f"the test cluster did not start: {started.stderr.strip().splitlines()[-1]}")
@@ -93,7 +95,7 @@ def main():
             results["parallel"].append(run_trainings(workflow, env, gpus=2))
             results["one after the other"].append(run_trainings(workflow, env, gpus=1))
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, shared with other work while measured "
-          f"(load average {os.getloadavg()[0]:.1f} at the end)")
+          f"(1-min load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
     print(f"two variants ({', '.join(VARIANTS)}), 2 epochs of {args.steps} steps, 1 CPU and 1 GPU slot each, "
           f"{args.repeats} runs of each kind, medians:")
     for kind, runs in results.items():
