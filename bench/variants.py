@@ -99,8 +99,8 @@ def main():
     print(f"two variants ({', '.join(VARIANTS)}), 2 epochs of {args.steps} steps, 1 CPU and 1 GPU slot each, "
           f"{args.repeats} runs of each kind, medians:")
     for kind, runs in results.items():
-        print(f"  {kind:20s} training span {statistics.median(r[0] for r in runs):6.1f} s, "
-              f"CPU {statistics.median(r[1] for r in runs):6.1f} s, Snakemake wall {statistics.median(r[2] for r in runs):6.1f} s")
+        span, cpu, wall = (statistics.median(run[index] for run in runs) for index in range(3))
+        print(f"  {kind:20s} training span {span:6.1f} s, CPU {cpu:6.1f} s, Snakemake wall {wall:6.1f} s")
     ratio = statistics.median(r[0] for r in results["one after the other"]) / statistics.median(
         r[0] for r in results["parallel"])
     print(f"ratio (one after the other / parallel, training span): {ratio:.2f}x (expected close to 2x)")

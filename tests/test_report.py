@@ -61,7 +61,8 @@ def training_run(tmp_path_factory):
     """Two training variants as the training stage leaves them ("small", the better one, and "other"), and
     best.json chosen from them."""
     root = tmp_path_factory.mktemp("training")
-    trainings = {"small": write_training(root / "small", LOGGED), "other": write_training(root / "other", OTHER_VARIANT)}
+    trainings = {"small": write_training(root / "small", LOGGED),
+                 "other": write_training(root / "other", OTHER_VARIANT)}
     select_best_snapshot(trainings, "mAP", root / "best.json", root / "best_snapshot.h5")
     return root
 

@@ -1,8 +1,8 @@
 """The workflow end to end through Snakemake, on the demo kept tiny (a MobileNet 128/0.25 with
 16-wide FPN and heads, 2 epochs of 3 steps): from the demo's videos to the inference model of the best
-of two training variants and what a variant's or a selection setting reruns; and the whole run to summary.txt, its HTML report,
-pre-labelling and what a prediction setting reruns. The same run on a SLURM cluster:
-tests/test_cluster.py."""
+of two training variants and what a variant's or a selection setting reruns; and the whole run to
+summary.txt, its HTML report, pre-labelling and what a prediction setting reruns. The same run on a
+SLURM cluster: tests/test_cluster.py."""
 import json
 import re
 
@@ -53,7 +53,8 @@ def test_tiny_real_run_of_two_variants_to_inference_model_and_what_reruns(workfl
     assert best["snapshot"].startswith(f"results/training/{best['variant']}/snapshots/")
     assert (root / "results" / "model" / "best_snapshot.h5").read_bytes() == (root / best["snapshot"]).read_bytes()
     card = read_card(root / "results" / "model" / "inference.h5")
-    assert card.training["variant"] == best["variant"] and card.feature_size == (24 if best["variant"] == "wider" else 16)
+    assert card.training["variant"] == best["variant"]
+    assert card.feature_size == (24 if best["variant"] == "wider" else 16)
 
     target = "results/model/inference.h5"
     assert workflow_copy.dry_run_jobs(target) == {}
@@ -63,7 +64,8 @@ def test_tiny_real_run_of_two_variants_to_inference_model_and_what_reruns(workfl
     assert "wildcards: variant=wider" in plan and "variant=small" not in plan
     workflow_copy.set_config(train={"variants": variants}, select={"metric": "loss"})
     assert workflow_copy.dry_run_jobs(target) == {"best_snapshot": 1, "convert": 1}
-    trained_at = [(root / "results" / "training" / variant / "training.json").stat().st_mtime_ns for variant in variants]
+    trained_at = [(root / "results" / "training" / variant / "training.json").stat().st_mtime_ns
+                  for variant in variants]
     workflow_copy.snakemake("--", target)
     assert json.loads((root / "results" / "model" / "best.json").read_text())["metric"] == "loss"
     assert [(root / "results" / "training" / variant / "training.json").stat().st_mtime_ns

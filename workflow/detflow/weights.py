@@ -37,8 +37,9 @@ def weights_source(backbone, base_url=None):
         file_name, url, checksum = compat.imagenet_weights_source(backbone)
     except (ValueError, NotImplementedError, ImportError, AttributeError) as error:
         # AttributeError: keras-retinanet's vgg asks tf_keras for a constant it no longer has.
-        raise InputError("config: train.backbone", f"keras-retinanet cannot name ImageNet weights for {backbone!r} "
-                                                   f"here ({type(error).__name__}: {error}); use none or a weights file")
+        raise InputError("config: train.backbone",
+                         f"keras-retinanet cannot name ImageNet weights for {backbone!r} here "
+                         f"({type(error).__name__}: {error}); use none or a weights file")
     if base_url:
         url = f"{base_url.rstrip('/')}/{file_name}"
     return url, checksum

@@ -69,7 +69,8 @@ def _check_weights(weights, project_dir, source, section="train"):
         raise InputError(f"{source}: {section}.weights",
                          f"{weights!r} does not exist (looked for {where}); {usage}")
     if not where.is_file():
-        raise InputError(f"{source}: {section}.weights", f"{weights!r} is a folder, not a weights file ({where}); {usage}")
+        raise InputError(f"{source}: {section}.weights",
+                         f"{weights!r} is a folder, not a weights file ({where}); {usage}")
 
 
 def training_variants(train):
