@@ -118,7 +118,8 @@ def run_and_cancel(workflow, rule, env, timeout=900):
             if run_id:
                 queue = slurm_command(env, "squeue", "--noheader", "--name", run_id.group(1), "--format=%i|%k|%T")
                 job_id = next((line.split("|")[0] for line in queue.splitlines()
-                               if line.split("|")[1:] == [f"rule_{rule}", "RUNNING"]), None)
+                               if rule_of_comment(line.split("|")[1]) == rule and line.split("|")[2] == "RUNNING"),
+                              None)
         slurm_command(env, "scancel", job_id)
         process.wait(timeout=timeout)
     finally:
