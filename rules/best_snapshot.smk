@@ -1,9 +1,10 @@
-# Rules of the best_snapshot stage: see workflow/detflow/best_snapshot.py.
+# Rules of the best_snapshot stage: see workflow/detflow/best_snapshot.py. It chooses across all
+# training variants: changing one variant reruns that training and what follows the choice.
 
 
 rule best_snapshot:
     input:
-        training="results/training/training.json",
+        trainings=training_runs(),
         code=stage_code("best_snapshot"),
     output:
         best="results/model/best.json",
@@ -13,7 +14,8 @@ rule best_snapshot:
     conda:
         "../envs/training.yaml"
     params:
+        trainings=training_arguments(),
         options=cli_options(config["select"]),
     shell:
-        "python -m detflow.best_snapshot {input.training:q} {output.best:q} {output.snapshot:q}"
+        "python -m detflow.best_snapshot {output.best:q} {output.snapshot:q} --training {params.trainings}"
         " {params.options} > {log:q} 2>&1"

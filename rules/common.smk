@@ -17,7 +17,7 @@ os.environ.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), os.env
 
 from detflow.lib.cli import InputError
 from detflow.lib.code_graph import module_files
-from detflow.lib.config import validate_config
+from detflow.lib.config import training_variants, validate_config
 from detflow.lib.media import discover_videos, video_id
 from detflow.lib.split_rule import SPLITS, split_of
 
@@ -31,6 +31,7 @@ except InputError as error:
 localrules:
     splits,
     training_inputs,
+    imagenet_weights,
     best_snapshot,
     training_report,
     dataset_report,
@@ -39,9 +40,15 @@ localrules:
     summary,
 
 
+# Training variants (train.variants; "default" alone when there are none): {name: settings}, in config order.
+VARIANTS = training_variants(config["train"])
+
+
 wildcard_constraints:
     video=r"[^/]+",
     split=r"train|val|test",
+    variant="|".join(re.escape(name) for name in VARIANTS),
+    backbone=r"[A-Za-z0-9_.]+",
 
 
 DEMO = config["videos"]["dir"] is None
@@ -164,18 +171,50 @@ def training_annotation_files(wildcards):
     return [path for path in files if for_training(path)]
 
 
-def training_options():
-    """The train section as options of detflow.train; threads, memory and runtime are the job's resources."""
-    settings = {key: value for key, value in config["train"].items() if key not in ("threads", "mem_mb", "runtime")}
+# The train settings that are the job's resources, not options of detflow.train.
+JOB_RESOURCES = ("threads", "mem_mb", "runtime")
+
+
+def variant_settings(wildcards):
+    return VARIANTS[wildcards.variant]
+
+
+def training_options(wildcards):
+    """A variant's settings as options of detflow.train; threads, memory and runtime are the job's resources."""
+    settings = {key: value for key, value in variant_settings(wildcards).items() if key not in JOB_RESOURCES}
+    settings["weights"] = weights_file(settings["weights"], settings["backbone"]) or settings["weights"]
     if config["dataset"]["classes_from"] == "config":
         settings["classes"] = config["classes"]  # the dataset's classes must then be these, in this order
     return cli_options(settings)
 
 
-def training_weights():
-    """A starting-weights file named in config, as an input: replacing it reruns training."""
-    weights = config["train"]["weights"]
-    return [] if weights in ("none", "imagenet") else [weights]
+def training_resource(name):
+    """A job resource (threads, mem_mb, runtime) of the variant's training job."""
+    return lambda wildcards: variant_settings(wildcards)[name]
+
+
+def weights_file(weights, backbone):
+    """The file a variant starts from: the ImageNet weights the imagenet_weights rule fetches, a file named in
+    config, or None (from scratch)."""
+    if weights == "imagenet":
+        return f"resources/weights/{backbone}_imagenet.h5"
+    return None if weights == "none" else weights
+
+
+def training_weights(wildcards):
+    """The variant's starting-weights file, as an input: replacing it reruns that training."""
+    settings = variant_settings(wildcards)
+    return [path for path in [weights_file(settings["weights"], settings["backbone"])] if path]
+
+
+def training_runs():
+    """Each variant's training.json, in config order."""
+    return expand("results/training/{variant}/training.json", variant=VARIANTS)
+
+
+def training_arguments():
+    """--training VARIANT=PATH of every variant, for the best-snapshot stage."""
+    return " ".join(shlex.quote(f"{variant}={path}") for variant, path in zip(VARIANTS, training_runs()))
 
 
 def section_options(section, *keys):

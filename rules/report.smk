@@ -5,7 +5,7 @@
 
 rule training_report:
     input:
-        training="results/training/training.json",
+        trainings=training_runs(),
         best="results/model/best.json",
         code=stage_code("report"),
     output:
@@ -18,7 +18,7 @@ rule training_report:
     conda:
         "../envs/report.yaml"
     shell:
-        "python -m detflow.report training {input.training:q} {input.best:q} --curves {output.curves:q}"
+        "python -m detflow.report training {input.best:q} --curves {output.curves:q}"
         " --page {output.page:q} > {log:q} 2>&1"
 
 
@@ -85,7 +85,7 @@ rule gallery:
 rule summary:
     input:
         best="results/model/best.json",
-        training="results/training/training.json",
+        trainings=training_runs(),
         splits="results/voc/splits.json",
         metrics=expand("results/evaluation/{split}/metrics.json", split=config["predict"]["splits"]),
         predictions=expand("results/predictions/{split}/detections.json", split=config["predict"]["splits"]),
@@ -103,6 +103,6 @@ rule summary:
         "../envs/report.yaml"
     shell:
         # stdout (the test mAP) goes to the terminal, the log to the log file.
-        "python -m detflow.report summary {input.best:q} {input.training:q} {input.splits:q} --metrics {input.metrics:q}"
+        "python -m detflow.report summary {input.best:q} {input.splits:q} --metrics {input.metrics:q}"
         " --predictions {input.predictions:q} --videos {input.videos:q} --events {input.events:q}"
         " --truths {input.truths:q} --out {output.summary:q} 2> {log:q}"

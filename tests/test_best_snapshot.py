@@ -1,6 +1,7 @@
 """Best snapshot stage: event files with known values written through
 tf.summary (as Keras's TensorBoard callback writes them), read back with
-tensorboard's event reader, mapped from steps (from 0) to snapshots (from 1)."""
+tensorboard's event reader, mapped from steps (from 0) to snapshots (from 1),
+and the choice across training variants."""
 import json
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def write_scalars(run_dir, values_by_tag):
 def training_run(tmp_path, values_by_tag, epochs=None):
     """A training folder as the training stage leaves it; returns training.json's path."""
     snapshots = tmp_path / "snapshots"
-    snapshots.mkdir()
+    snapshots.mkdir(parents=True)
     epochs = epochs or max(len(values) for values in values_by_tag.values())
     for epoch in range(1, epochs + 1):
         (snapshots / PATTERN.format(epoch=epoch)).write_bytes(f"weights of epoch {epoch}".encode())
@@ -47,8 +48,10 @@ def training_run(tmp_path, values_by_tag, epochs=None):
 
 
 def select(tmp_path, training_json, metric):
+    """The choice among variants {name: training.json}, or of one training.json (the variant "default")."""
+    trainings = training_json if isinstance(training_json, dict) else {"default": training_json}
     model = tmp_path / "model"
-    best = select_best_snapshot(training_json, metric, model / "best.json", model / "best_snapshot.h5")
+    best = select_best_snapshot(trainings, metric, model / "best.json", model / "best_snapshot.h5")
     assert json.loads((model / "best.json").read_text()) == best
     return best, (model / "best_snapshot.h5").read_bytes()
 
@@ -88,6 +91,23 @@ def test_a_step_logged_again_after_a_resume_counts_with_its_last_value(tmp_path)
     assert len(best["values"]) == 5
 
 
+def test_the_best_epoch_of_all_variants_is_chosen_and_every_variant_best_is_recorded(tmp_path):
+    small = training_run(tmp_path / "small", LOGGED)  # best mAP 0.42 at epoch 2
+    wide = training_run(tmp_path / "wide", {"epoch_mAP": [0.2, 0.3, 0.5, 0.1], "epoch_loss": [3, 2, 2.2, 1.2]})
+    best, copied = select(tmp_path, {"small": small, "wide": wide}, "mAP")
+    assert (best["variant"], best["epoch"], best["value"]) == ("wide", 3, pytest.approx(0.5))
+    assert copied == b"weights of epoch 3"
+    assert best["snapshot"] == str(tmp_path / "wide" / "snapshots" / PATTERN.format(epoch=3))
+    assert best["training_json"] == str(wide) and len(best["values"]) == 4  # the chosen variant's every epoch
+    assert [(item["variant"], item["best_epoch"], round(item["value"], 4)) for item in best["variants"]] == [
+        ("small", 2, 0.42), ("wide", 3, 0.5)]
+    # By loss both reach 1.2: the tie goes to the variant listed first.
+    best, _ = select(tmp_path, {"wide": wide, "small": small}, "loss")
+    assert (best["variant"], best["epoch"]) == ("wide", 4)
+    best, _ = select(tmp_path, {"small": small, "wide": wide}, "loss")
+    assert (best["variant"], best["epoch"]) == ("small", 3)
+
+
 def test_a_missing_metric_is_a_clear_error(tmp_path):
     training_json = training_run(tmp_path, {"epoch_loss": LOGGED["epoch_loss"]})
     with pytest.raises(InputError, match=r"no 'epoch_mAP' in the TensorBoard logs \(tags found: epoch_loss\)"):
@@ -107,15 +127,15 @@ def test_an_empty_log_folder_is_a_clear_error(tmp_path):
 def test_a_missing_snapshot_is_a_clear_error(tmp_path):
     training_json = training_run(tmp_path, LOGGED)
     (tmp_path / "snapshots" / "resnet50_pascal_03.h5").unlink()
-    with pytest.raises(InputError, match="is missing, but epoch 3 is the best by loss"):
+    with pytest.raises(InputError, match="is missing, but epoch 3 of variant default is the best by loss"):
         select(tmp_path, training_json, "loss")
 
 
 def test_command_line(tmp_path):
     training_json = training_run(tmp_path, LOGGED)
     model = tmp_path / "model"
-    command = [sys.executable, "-m", "detflow.best_snapshot", str(training_json), str(model / "best.json"),
-               str(model / "best_snapshot.h5"), "--metric", "loss"]
+    command = [sys.executable, "-m", "detflow.best_snapshot", str(model / "best.json"),
+               str(model / "best_snapshot.h5"), "--training", f"default={training_json}", "--metric", "loss"]
     subprocess.run(command, check=True, capture_output=True)
     assert json.loads((model / "best.json").read_text())["epoch"] == 3
     for event_file in (tmp_path / "tensorboard" / "train").glob("events.*"):

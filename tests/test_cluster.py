@@ -36,7 +36,7 @@ RUN_ID = re.compile(r"SLURM run ID: (\S+)")
 # Names that differ between two trainings: event files (named by time, host and pid) and
 # the snapshots kept (the best epochs).
 TRAINING_NAMES = [(re.compile(r"events\.out\.tfevents\.[^/]*$"), "events.out.tfevents.*"),
-                  (re.compile(r"^results/training/snapshots/[^/]*\.h5$"), "results/training/snapshots/*.h5")]
+                  (re.compile(r"^(results/training/[^/]+/snapshots)/[^/]*\.h5$"), r"\1/*.h5")]
 
 
 def cluster_running(conf):
@@ -118,7 +118,8 @@ def run_and_cancel(workflow, rule, env, timeout=900):
             if run_id:
                 queue = slurm_command(env, "squeue", "--noheader", "--name", run_id.group(1), "--format=%i|%k|%T")
                 job_id = next((line.split("|")[0] for line in queue.splitlines()
-                               if line.split("|")[1:] == [f"rule_{rule}", "RUNNING"]), None)
+                               if rule_of_comment(line.split("|")[1]) == rule and line.split("|")[2] == "RUNNING"),
+                              None)
         slurm_command(env, "scancel", job_id)
         process.wait(timeout=timeout)
     finally:
@@ -237,6 +238,8 @@ def test_cluster_daemons_listen_on_loopback_only(slurm):
 
 
 def test_profiles_ask_one_gpu_for_training_as_the_rule_does():
+    """One GPU per training job, each variant its own job: how many run at once is the cluster's
+    (or, locally, --resources gpu=N's) to decide."""
     rules = workflow_rules()
     assert rules["train"]["resources"]["gpu"] == 1
     default = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
@@ -290,6 +293,39 @@ def test_unreachable_cluster_gives_a_clear_message(slurm, tmp_path):
     assert result.returncode != 0
     assert "Unable to contact slurm controller" in result.stdout
     assert time.monotonic() - started < 120
+
+
+def training_job_times(env, run_ids):
+    """{variant: (start, end)} of the COMPLETED training jobs of these Snakemake runs, from accounting."""
+    since = (datetime.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    output = slurm_command(env, "sacct", "-X", "--parsable2", "--noheader", "--starttime", since,
+                           "--name", ",".join(run_ids), "--format=Comment,State,Start,End,AllocTRES")
+    times = {}
+    for line in output.splitlines():
+        comment, state, start, end, tres = line.split("|")
+        variant = re.fullmatch(r"rule_train_wildcards_(.+)", comment)
+        if variant and state == "COMPLETED":
+            assert "gres/gpu=1" in tres, tres  # each training job has its own GPU
+            times[variant.group(1)] = (datetime.fromisoformat(start), datetime.fromisoformat(end))
+    return times
+
+
+@pytest.mark.slow
+def test_two_variants_train_at_the_same_time_on_slurm(slurm, tmp_path):
+    """Two training variants of the tiny workflow, one CPU and one GPU each, on the two-CPU, two-GPU test
+    cluster: their SLURM jobs run at the same time (their start and end times in sacct overlap)."""
+    workflow = tiny_workflow(tmp_path / "project")
+    variants = {"small": {"threads": 1}, "wider": {"threads": 1, "feature_size": 24}}
+    workflow.set_config(train={**TINY_CONFIG["train"], "mem_mb": 3000, "variants": variants})
+    run = workflow.snakemake(*SLURM_RUN, "results/model/best.json", env=slurm, timeout=1500)
+    times = training_job_times(slurm, RUN_ID.findall(run.stdout))
+    assert sorted(times) == ["small", "wider"]
+    (small_start, small_end), (wider_start, wider_end) = times["small"], times["wider"]
+    overlap = min(small_end, wider_end) - max(small_start, wider_start)
+    shortest = min(small_end - small_start, wider_end - wider_start)
+    assert overlap > shortest / 2, times  # they ran side by side, not one after the other
+    best = json.loads((workflow.root / "results" / "model" / "best.json").read_text())
+    assert [item["variant"] for item in best["variants"]] == ["small", "wider"]
 
 
 @pytest.mark.slow

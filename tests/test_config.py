@@ -14,7 +14,7 @@ from helpers.workflow import REPO, TINY_DEMO, TINY_WORKFLOW
 from lxml import etree
 
 from detflow.lib.cli import InputError
-from detflow.lib.config import SCHEMA_PATH, class_name_problem, validate_config
+from detflow.lib.config import SCHEMA_PATH, class_name_problem, training_variants, validate_config
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +151,35 @@ def test_patterns_are_said_in_words(shipped, tmp_path, section, values, expected
     message = refusal(with_values(shipped, **{section: values}), tmp_path)
     assert message.startswith(expected)
     assert "does not match" not in message
+
+
+# train.variants
+
+
+def test_variants_are_the_train_section_with_their_overrides(shipped, tmp_path):
+    assert list(training_variants(shipped["train"])) == ["default"]  # none: one variant, "default"
+    variants = {"small": None, "wide": {"feature_size": 128, "backbone": "resnet50", "threads": 1}}
+    config = with_values(shipped, train={"variants": variants})
+    validate_config(config, project_dir=tmp_path)
+    settings = training_variants(config["train"])
+    assert list(settings) == ["small", "wide"]  # config order
+    assert settings["small"] == {key: value for key, value in shipped["train"].items() if key != "variants"}
+    assert (settings["wide"]["feature_size"], settings["wide"]["backbone"], settings["wide"]["epochs"]) == (
+        128, "resnet50", shipped["train"]["epochs"])
+
+
+@pytest.mark.parametrize("variants, expected", [
+    ({"a/b": {}}, "config: train.variants: 'a/b' is not allowed; expected a variant name: letters, digits"),
+    ({"wide": {"feature_size": 0}}, "config: train.variants.wide.feature_size: 0 is less than the minimum of 1"),
+    ({"wide": {"backbone": "resnet"}}, "config: train.variants.wide.backbone: 'resnet' is not allowed"),
+    ({"wide": {"epoch": 3}}, "config: train.variants.wide: Additional properties are not allowed ('epoch'"),
+    ({"wide": {"weights": "old.h5"}}, "config: train.variants.wide.weights: 'old.h5' does not exist"),
+    ({"wide": {"image_min_side": 400}}, "config: train.variants.wide.image_min_side: must not exceed"),
+    ({"wide": {"variants": {}}}, "config: train.variants.wide: 'variants' should not be valid"),
+])
+def test_bad_variants_are_refused_naming_the_variant_and_key(shipped, tmp_path, variants, expected):
+    message = refusal(with_values(shipped, train={"variants": variants}), tmp_path)
+    assert message.startswith(expected), message
 
 
 def test_the_shipped_config_is_valid(shipped):

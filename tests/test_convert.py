@@ -52,8 +52,8 @@ def write_snapshot(tmp_path, feature_size):
 def best_json(feature_size, **changes):
     """What the best-snapshot stage writes about the chosen snapshot."""
     return {"backbone": BACKBONE, "feature_size": feature_size, "epoch": 1, "classes": CLASSES, "image_min_side": 96,
-            "image_max_side": 128, "training_run": "f00d", "metric": "mAP", "value": 0.5, "snapshot": "s.h5",
-            **changes}
+            "image_max_side": 128, "variant": "small", "training_run": "f00d", "metric": "mAP", "value": 0.5,
+            "snapshot": "s.h5", **changes}
 
 
 @pytest.mark.parametrize("feature_size", [16, 256])
@@ -74,7 +74,8 @@ def test_inference_model_loads_in_a_fresh_process_and_detects(tmp_path, feature_
     assert detections["filter"]["max_detections"] == 7
     assert read_card(inference) == ModelCard(
         backbone=BACKBONE, feature_size=feature_size, classes=("grab", "drop"), image_min_side=96, image_max_side=128,
-        training={"training_run": "f00d", "epoch": 1, "metric": "mAP", "value": 0.5, "snapshot": "s.h5"},
+        training={"variant": "small", "training_run": "f00d", "epoch": 1, "metric": "mAP", "value": 0.5,
+                  "snapshot": "s.h5"},
         detection={"nms": True, "nms_threshold": 0.3, "score_threshold": 0.001, "max_detections": 7})
     scores, labels, boxes = detections["scores"], detections["labels"], detections["boxes"]
     assert len(scores) == len(labels) == len(boxes) == 7

@@ -20,7 +20,7 @@ def test_the_layers_are_where_their_folders_say():
     stages = {name.removeprefix("detflow.") for name in stage_modules()}
     assert {"frames", "labelling", "label", "dataset", "splits", "training_inputs", "train", "best_snapshot",
             "convert", "export", "predict", "evaluate", "report", "prelabel", "label_studio", "demo", "demo_labels",
-            "live"} == stages
+            "live", "weights"} == stages
     assert {"detflow.lib.cli", "detflow.lib.inference", "detflow.lib.model_card", "detflow.lib.voc_tree",
             "detflow.lib.files", "detflow.lib.media"} <= set(library_modules())
 

@@ -27,30 +27,43 @@ LOGGED = {"epoch_loss": [3.1, 2.2, 1.7, 1.5, 1.6], "epoch_mAP": [0.05, 0.31, 0.6
 SIZE = (96, 72)  # width, height of the dataset page's labelled frames
 
 
-@pytest.fixture(scope="module")
-def training_run(tmp_path_factory):
-    """training.json and TensorBoard logs as the training stage leaves them, and best.json chosen from them."""
-    root = tmp_path_factory.mktemp("training")
+# A second training variant, worse by validation mAP (best 0.5 at epoch 4 of 4).
+OTHER_VARIANT = {"epoch_loss": [1.8, 1.2, 0.9, 0.8], "epoch_mAP": [0.1, 0.3, 0.45, 0.5]}
+
+
+def write_training(root, logged):
+    """training.json and TensorBoard logs as the training stage leaves them in ``root``; returns training.json."""
     writer = tf.summary.create_file_writer(str(root / "tensorboard" / "train"))
     with writer.as_default():
-        for tag, values in LOGGED.items():
+        for tag, values in logged.items():
             for step, value in enumerate(values):
                 tf.summary.scalar(tag, value, step=step)
     writer.close()
-    (root / "snapshots").mkdir()
-    for epoch in range(1, 6):
+    epochs = len(logged["epoch_loss"])
+    (root / "snapshots").mkdir(parents=True)
+    for epoch in range(1, epochs + 1):
         (root / "snapshots" / f"{BACKBONE}_pascal_{epoch:02d}.h5").write_bytes(b"weights")
     training = {
         "backbone": BACKBONE, "feature_size": FEATURE_SIZE, "classes": CLASSES,
         "settings": {"image_min_side": IMAGE_MIN_SIDE, "image_max_side": IMAGE_MAX_SIDE, "weights": "none",
                      "steps": 50, "batch_size": 8},
-        "device": "CPU (2 threads); no GPU visible", "epochs_requested": 5, "epochs_completed": 5,
+        "device": "CPU (2 threads); no GPU visible", "epochs_requested": epochs, "epochs_completed": epochs,
         "stopped": "completed", "train_seconds": 321.5, "snapshot_dir": str(root / "snapshots"),
         "snapshot_pattern": f"{BACKBONE}_pascal_{{epoch:02d}}.h5", "tensorboard_dir": str(root / "tensorboard"),
         "tensorboard_run": "train",
     }
     (root / "training.json").write_text(json.dumps(training))
-    select_best_snapshot(root / "training.json", "mAP", root / "best.json", root / "best_snapshot.h5")
+    return root / "training.json"
+
+
+@pytest.fixture(scope="module")
+def training_run(tmp_path_factory):
+    """Two training variants as the training stage leaves them ("small", the better one, and "other"), and
+    best.json chosen from them."""
+    root = tmp_path_factory.mktemp("training")
+    trainings = {"small": write_training(root / "small", LOGGED),
+                 "other": write_training(root / "other", OTHER_VARIANT)}
+    select_best_snapshot(trainings, "mAP", root / "best.json", root / "best_snapshot.h5")
     return root
 
 
@@ -101,18 +114,24 @@ def has_colour(image, bgr, tolerance=12):
 
 
 def test_training_curves_and_the_chosen_snapshot_come_from_the_tensorboard_logs(training_run, tmp_path):
-    report.training_report(training_run / "training.json", training_run / "best.json", tmp_path / "curves.png",
-                           tmp_path / "model.html")
+    report.training_report(training_run / "best.json", tmp_path / "curves.png", tmp_path / "model.html")
     page = (tmp_path / "model.html").read_text()
-    assert "Epoch 3 of 5 was chosen: it has the highest validation mAP (mAP = 0.6200" in page
+    assert ("Epoch 3 of 5 of variant small was chosen: it has the highest validation mAP of the 2 variants "
+            "(mAP = 0.6200") in page
     rows = cells(page)
     assert rows[-5:] == [[str(epoch), f"{loss:.4f}", f"{value:.4f}"] for epoch, loss, value in
                          zip(range(1, 6), LOGGED["epoch_loss"], LOGGED["epoch_mAP"])]
     assert re.search(r'<tr class="chosen"><td>3</td>', page)
-    assert ["FPN and head width", str(FEATURE_SIZE)] in rows
+    # The variants table: each variant's best epoch and value, the chosen one highlighted.
+    image_sizes = f"{IMAGE_MIN_SIDE}-{IMAGE_MAX_SIDE}"
+    assert ["small", BACKBONE, str(FEATURE_SIZE), image_sizes, "5", "3", "0.6200"] in rows
+    assert ["other", BACKBONE, str(FEATURE_SIZE), image_sizes, "4", "4", "0.5000"] in rows
+    assert re.search(r'<tr class="chosen"><td>small</td>', page)
+    assert ["FPN and head width", str(FEATURE_SIZE)] in rows and ["variant", "small"] in rows
     curves = cv2.imread(str(tmp_path / "curves.png"))
     assert curves.shape[0] > 600 and has_colour(curves, (43, 57, 192))  # the chosen epoch's red star and line
-    values = report.training_values(json.loads((training_run / "training.json").read_text()), list(CLASSES))
+    assert has_colour(curves, (191, 95, 31)) and has_colour(curves, (58, 139, 46))  # both variants' curves
+    values = report.training_values(json.loads((training_run / "small" / "training.json").read_text()), list(CLASSES))
     assert sorted(values) == ["AP_grab", "classification_loss", "loss", "mAP", "regression_loss"]
     assert values["AP_grab"] == pytest.approx(dict(enumerate(LOGGED["epoch_AP_grab"], 1)))
 
@@ -167,7 +186,7 @@ def test_nothing_detected_is_said_in_the_page_gallery_and_summary(outputs, train
     assert not any(has_colour(sheet, label_color(label), 2) for label in CLASSES.values())  # no box drawn
     splits = {"splits": {"train": {"images": 6}, "val": {"images": 6}, "test": {"images": 6}}}
     (tmp_path / "splits.json").write_text(json.dumps(splits))
-    report.summary(training_run / "best.json", training_run / "training.json", tmp_path / "splits.json",
+    report.summary(training_run / "best.json", tmp_path / "splits.json",
                    nothing["metrics"], nothing["predictions"], nothing["videos"], tmp_path / "summary.txt")
     assert "Nothing was detected" in (tmp_path / "summary.txt").read_text()
     assert capsys.readouterr().out.startswith("Test mAP@0.5: ")
@@ -187,11 +206,11 @@ def test_summary_has_the_headline_numbers_and_prints_the_test_map(outputs, train
     found = files(outputs, "found")
     (tmp_path / "splits.json").write_text(json.dumps({"splits": {"train": {"images": 6}, "val": {"images": 6},
                                                                  "test": {"images": 6}}}))
-    report.summary(training_run / "best.json", training_run / "training.json", tmp_path / "splits.json",
+    report.summary(training_run / "best.json", tmp_path / "splits.json",
                    found["metrics"], found["predictions"], found["videos"], tmp_path / "summary.txt")
     test = json.loads(found["metrics"][1].read_text())
     lines = (tmp_path / "summary.txt").read_text().splitlines()
     assert lines[1].startswith(f"Test mAP@0.5: {test['mAP']:.3f} (grab ")
-    assert lines[3].startswith(f"Model: {BACKBONE}, FPN and heads {FEATURE_SIZE} wide") and "epoch 3 of 5" in lines[3]
+    assert lines[3].startswith(f"Model: variant small of 2, {BACKBONE}, FPN and heads {FEATURE_SIZE} wide") and "epoch 3 of 5" in lines[3]
     assert capsys.readouterr().out == f"Test mAP@0.5: {test['mAP']:.4f} on 6 test images\n"
     assert report.headline([]) == "Test mAP: not evaluated (add test to predict.splits)"

@@ -323,12 +323,12 @@ def test_killed_training_resumes_at_the_right_epoch_through_snakemake(workflow_c
     # Only the training rule: the VOC tree above, and a manifest of what training reads, stand in for
     # the data stages.
     (root / "results" / "voc" / "training_inputs.json").write_text('{"digest": "the VOC tree above"}\n')
-    target = ["--allowed-rules", "train", "--", "results/training/training.json"]
+    target = ["--allowed-rules", "train", "--", "results/training/default/training.json"]
     command = [sys.executable, "-m", "snakemake", "--cores", "2", *target]
     job = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
-    log_file = root / "logs" / "train" / "train.log"
-    progress_file = root / "results" / "training" / "snapshots" / "progress.json"
+    log_file = root / "logs" / "train" / "default.log"
+    progress_file = root / "results" / "training" / "default" / "snapshots" / "progress.json"
     deadline = time.time() + 600
     try:
         while time.time() < deadline and job.poll() is None:
@@ -349,14 +349,14 @@ def test_killed_training_resumes_at_the_right_epoch_through_snakemake(workflow_c
     workflow_copy.snakemake("--unlock")  # the killed Snakemake left its lock behind
     rerun = workflow_copy.snakemake("--rerun-incomplete", *target)
     assert "train" in rerun.stdout
-    summary = json.loads((root / "results" / "training" / "training.json").read_text())
-    assert summary["resumed_from"] == {"epoch": 1, "snapshot": f"results/training/snapshots/{SNAPSHOT.format(1)}",
-                                       "optimizer_iterations": steps}
+    summary = json.loads((root / "results" / "training" / "default" / "training.json").read_text())
+    snapshot = f"results/training/default/snapshots/{SNAPSHOT.format(1)}"
+    assert summary["resumed_from"] == {"epoch": 1, "snapshot": snapshot, "optimizer_iterations": steps}
     assert summary["optimizer_iterations"] == 3 * steps and summary["epochs_completed"] == 3
     assert "resuming after epoch 1" in log_file.read_text()
-    scalars = logged_scalars(root / "results" / "training" / "tensorboard" / "train")
+    scalars = logged_scalars(root / "results" / "training" / "default" / "tensorboard" / "train")
     assert sorted(scalars["epoch_mAP"]) == [0, 1, 2]
-    rows = list(csv.DictReader(open(root / "results" / "training" / "metrics.csv")))
+    rows = list(csv.DictReader(open(root / "results" / "training" / "default" / "metrics.csv")))
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
     assert rows[0]["loss"] == repr(records[0]["loss"])
 

@@ -1,14 +1,17 @@
 """The workflow end to end through Snakemake, on the demo kept tiny (a MobileNet 128/0.25 with
-16-wide FPN and heads, 2 epochs of 3 steps): from the demo's videos to the inference model and what
-a training or a selection setting reruns; and the whole run to summary.txt, its HTML report,
-pre-labelling and what a prediction setting reruns. The same run on a SLURM cluster:
-tests/test_cluster.py."""
+16-wide FPN and heads, 2 epochs of 3 steps): from the demo's videos to the inference model of the best
+of two training variants and what a variant's or a selection setting reruns; and the whole run to
+summary.txt, its HTML report, pre-labelling and what a prediction setting reruns. The same run on a
+SLURM cluster: tests/test_cluster.py."""
 import json
 import re
 
 import pytest
 from helpers.models import SNAPSHOT, TINY_TRAIN, logged_scalars
 from helpers.workflow import TINY_WORKFLOW
+from tensorboard.backend.event_processing import plugin_event_multiplexer
+
+from detflow.lib.model_card import read_card
 
 # From the demo's videos to the inference model: 4 videos of 3 s, every frame extracted, 12 labelled per video.
 DEMO_TO_MODEL = dict(
@@ -20,36 +23,53 @@ DEMO_TO_MODEL = dict(
 
 
 @pytest.mark.slow
-def test_tiny_real_run_from_videos_to_inference_model_and_what_reruns(workflow_copy):
-    """The demo's videos through every stage to an inference model (2 epochs of 3 steps);
-    then a training setting reruns training and after, a selection setting only selection and after."""
-    workflow_copy.set_config(**DEMO_TO_MODEL, train={**TINY_TRAIN, "epochs": 2})
-    workflow_copy.snakemake("--", "results/model/inference.h5")
+def test_tiny_real_run_of_two_variants_to_inference_model_and_what_reruns(workflow_copy):
+    """The demo's videos through every stage to an inference model, training two variants (2 epochs of 3
+    steps each) side by side in results/training/ and choosing across them; then one variant's setting
+    reruns that variant's training and what follows the choice, and a selection setting only selection and after."""
+    variants = {"small": None, "wider": {"feature_size": 24}}
+    workflow_copy.set_config(**DEMO_TO_MODEL, train={**TINY_TRAIN, "epochs": 2, "variants": variants})
+    workflow_copy.snakemake("--resources", "gpu=2", "--", "results/model/inference.h5")
     root = workflow_copy.root
-    event_files = list((root / "results" / "training" / "tensorboard" / "train").glob("events.out.tfevents.*"))
-    assert event_files
-    assert sorted(logged_scalars(root / "results" / "training" / "tensorboard" / "train")["epoch_mAP"]) == [0, 1]
-    snapshots = sorted(path.name for path in (root / "results" / "training" / "snapshots").glob("*.h5"))
-    assert snapshots == [SNAPSHOT.format(1), SNAPSHOT.format(2)]
+    for variant in variants:
+        training = root / "results" / "training" / variant
+        assert sorted(logged_scalars(training / "tensorboard" / "train")["epoch_mAP"]) == [0, 1]
+        assert sorted(path.name for path in (training / "snapshots").glob("*.h5")) == [SNAPSHOT.format(1),
+                                                                                      SNAPSHOT.format(2)]
+        training_json = json.loads((training / "training.json").read_text())
+        assert training_json["dataset"]["val"]["images"] > 0 and training_json["epochs_completed"] == 2
+        train_log = (root / "logs" / "train" / f"{variant}.log").read_text()
+        assert "uses CPU (2 threads); no GPU visible" in train_log or "uses GPU" in train_log  # the device, logged
+    assert json.loads((root / "results/training/wider/training.json").read_text())["feature_size"] == 24
+    # `tensorboard --logdir results/training` shows the two runs side by side.
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(root / "results" / "training"))
+    assert sorted(multiplexer.Runs()) == ["small/tensorboard/train", "wider/tensorboard/train"]
     best = json.loads((root / "results" / "model" / "best.json").read_text())
     assert best["metric"] == "mAP" and best["epoch"] in (1, 2) and best["step"] == best["epoch"] - 1
+    assert [item["variant"] for item in best["variants"]] == ["small", "wider"]
+    chosen = next(item for item in best["variants"] if item["variant"] == best["variant"])
+    assert chosen["value"] == best["value"] == max(item["value"] for item in best["variants"])
+    assert best["snapshot"].startswith(f"results/training/{best['variant']}/snapshots/")
     assert (root / "results" / "model" / "best_snapshot.h5").read_bytes() == (root / best["snapshot"]).read_bytes()
-    assert (root / "results" / "model" / "inference.h5").stat().st_size > 0
-    train_log = (root / "logs" / "train" / "train.log").read_text()
-    assert "uses CPU (2 threads); no GPU visible" in train_log or "uses GPU" in train_log  # the device, logged
-    training_json = json.loads((root / "results" / "training" / "training.json").read_text())
-    assert training_json["dataset"]["val"]["images"] > 0 and training_json["epochs_completed"] == 2
+    card = read_card(root / "results" / "model" / "inference.h5")
+    assert card.training["variant"] == best["variant"]
+    assert card.feature_size == (24 if best["variant"] == "wider" else 16)
 
     target = "results/model/inference.h5"
     assert workflow_copy.dry_run_jobs(target) == {}
-    workflow_copy.set_config(train={"learning_rate": 2e-3})
+    workflow_copy.set_config(train={"variants": {"small": None, "wider": {"feature_size": 24, "learning_rate": 2e-3}}})
     assert workflow_copy.dry_run_jobs(target) == {"train": 1, "best_snapshot": 1, "convert": 1}
-    workflow_copy.set_config(train={"learning_rate": TINY_TRAIN["learning_rate"]}, select={"metric": "loss"})
+    plan = workflow_copy.snakemake("-n", "--", target).stdout
+    assert "wildcards: variant=wider" in plan and "variant=small" not in plan
+    workflow_copy.set_config(train={"variants": variants}, select={"metric": "loss"})
     assert workflow_copy.dry_run_jobs(target) == {"best_snapshot": 1, "convert": 1}
-    trained_at = (root / "results" / "training" / "training.json").stat().st_mtime_ns
+    trained_at = [(root / "results" / "training" / variant / "training.json").stat().st_mtime_ns
+                  for variant in variants]
     workflow_copy.snakemake("--", target)
     assert json.loads((root / "results" / "model" / "best.json").read_text())["metric"] == "loss"
-    assert (root / "results" / "training" / "training.json").stat().st_mtime_ns == trained_at
+    assert [(root / "results" / "training" / variant / "training.json").stat().st_mtime_ns
+            for variant in variants] == trained_at
 
 
 @pytest.mark.slow
@@ -61,7 +81,7 @@ def test_whole_tiny_run_through_snakemake_and_its_html_report(workflow_copy):
     root = workflow_copy.root
     assert re.search(r"Test mAP@0\.5: (\d\.\d{4}|undefined .*) on \d+ test images", run.stdout)
     summary = (root / "results" / "summary.txt").read_text()
-    assert summary.startswith("Run summary\nTest mAP@0.5: ") and "Model: mobilenet128_0.25, FPN and heads 16" in summary
+    assert summary.startswith("Run summary\nTest mAP@0.5: ") and "Model: variant default of 1, mobilenet128_0.25, FPN and heads 16" in summary
     for video in ("demo_00", "demo_01", "demo_02", "demo_03"):
         assert (root / "results" / "predictions" / "videos" / f"{video}.mp4").stat().st_size > 0
         assert (root / "logs" / "predict_video" / f"{video}.log").exists()

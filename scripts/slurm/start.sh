@@ -142,10 +142,11 @@ AccountingStoragePass=$munge_socket
 AccountingStorageTRES=gres/gpu
 AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
-# One GPU with no device behind it (/dev/null): enough for SLURM to schedule
-# and account --gpus=1 requests, which is what the tests check.
+# Two GPUs with no GPU behind them (/dev/null and /dev/zero): enough for
+# SLURM to schedule and account --gpus=1 requests, two at a time, as two
+# training variants on two GPUs, which is what the tests check.
 GresTypes=gpu
-$node_line Gres=gpu:1 NodeAddr=127.0.0.1 State=UNKNOWN
+$node_line Gres=gpu:2 NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
     # Rewritten only when it changes; running daemons then reread it.
@@ -157,7 +158,7 @@ EOF
             reconfigure=1
         fi
     fi
-    echo "NodeName=$node Name=gpu File=/dev/null" >"$conf_dir/gres.conf"
+    echo "NodeName=$node Name=gpu File=/dev/null,/dev/zero" >"$conf_dir/gres.conf"
     (
         umask 077
         cat >"$conf_dir/slurmdbd.conf" <<EOF

@@ -40,7 +40,7 @@ def load_training_model(snapshot, backbone):
 def model_card(best, detection):
     """The inference model's description, from best.json's account of the chosen snapshot."""
     classes = sorted(best["classes"], key=best["classes"].get)
-    training = {key: best.get(key) for key in ("training_run", "epoch", "metric", "value", "snapshot")}
+    training = {key: best.get(key) for key in ("variant", "training_run", "epoch", "metric", "value", "snapshot")}
     return ModelCard(backbone=best["backbone"], feature_size=best["feature_size"], classes=tuple(classes),
                      image_min_side=best["image_min_side"], image_max_side=best["image_max_side"],
                      training=training, detection=detection)

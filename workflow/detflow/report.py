@@ -1,10 +1,11 @@
 """Report stage: the pieces of the run's HTML report (``snakemake --report``)
 and its one-page summary.
 
-- ``training``: loss and validation mAP per epoch, read from the TensorBoard
-  event files with the best-snapshot stage's reader, as a PNG with the chosen
-  epoch marked; and an HTML page saying which snapshot was chosen and why,
-  with every epoch's values.
+- ``training``: loss and validation mAP per epoch of every training variant,
+  read from the TensorBoard event files with the best-snapshot stage's reader,
+  on one PNG with the chosen epoch marked; and an HTML page saying which
+  variant and snapshot were chosen and why, with each variant's best and every
+  epoch's values of the chosen one.
 - ``dataset``: images, negatives and boxes per class in each split (from
   ``splits.json``) and what the annotation check found (``validation.json``).
 - ``results``: the metrics table (AP per class and mAP per split) and what
@@ -111,38 +112,63 @@ def training_values(training, class_names):
 def why_chosen(best, epochs):
     """One sentence: which snapshot and why."""
     goal = "highest validation mAP" if best["goal"] == "max" else "lowest training loss"
-    return (f"Epoch {best['epoch']} of {epochs} was chosen: it has the {goal} ({best['metric']} = {best['value']:.4f}; "
-            f"select.metric: {best['metric']}, ties go to the earliest epoch). Its snapshot {best['snapshot']} "
-            f"was copied to {best['best_snapshot']} and converted into the inference model.")
+    among = f" of the {len(best['variants'])} variants" if len(best["variants"]) > 1 else ""
+    return (f"Epoch {best['epoch']} of {epochs} of variant {best['variant']} was chosen: it has the {goal}{among} "
+            f"({best['metric']} = {best['value']:.4f}; select.metric: {best['metric']}, ties go to the earliest "
+            f"epoch and the variant listed first). Its snapshot {best['snapshot']} was copied to "
+            f"{best['best_snapshot']} and converted into the inference model.")
 
 
-def plot_training_curves(values, best, png_path):
+VARIANT_COLOURS = ("#1f5fbf", "#2e8b3a", "#8e44ad", "#d35400", "#16a085", "#7f8c8d", "#c0392b", "#b7950b")
+
+
+def plot_training_curves(runs, best, png_path):
+    """Loss (top) and validation mAP (bottom) of every variant (``runs``: {variant: values}) on one plot;
+    the chosen variant also with the two parts of its loss and its AP per class, its chosen epoch starred."""
     pyplot = _pyplot()
     figure, (loss_axes, map_axes) = pyplot.subplots(2, 1, figsize=(7.5, 6.6), dpi=110, sharex=True)
-    lines = [(loss_axes, "loss", "o-", "#1f5fbf", "training loss"),
-             (loss_axes, "regression_loss", "--", "#6b8fd6", "regression part"),
-             (loss_axes, "classification_loss", ":", "#6b8fd6", "classification part"),
-             (map_axes, "mAP", "o-", "#2e8b3a", "validation mAP@0.5")]
-    lines += [(map_axes, name, "--", None, f"validation AP {name[3:]}") for name in values if name.startswith("AP_")]
-    for axes, name, style, colour, label in lines:
-        if name in values:
-            epochs = sorted(values[name])
-            axes.plot(epochs, [values[name][epoch] for epoch in epochs], style, color=colour, markersize=4,
-                      linewidth=2 if style == "o-" else 1.2, label=label)
+    several = len(runs) > 1
+    for index, (variant, values) in enumerate(runs.items()):
+        colour = VARIANT_COLOURS[index % len(VARIANT_COLOURS)]
+        prefix = f"{variant}: " if several else ""
+        lines = [(loss_axes, "loss", "o-", "training loss"), (map_axes, "mAP", "o-", "validation mAP@0.5")]
+        if variant == best["variant"]:
+            lines += [(loss_axes, "regression_loss", "--", "regression part"),
+                      (loss_axes, "classification_loss", ":", "classification part")]
+            lines += [(map_axes, name, "--", f"validation AP {name[3:]}") for name in values if name.startswith("AP_")]
+        for axes, name, style, label in lines:
+            if name in values:
+                epochs = sorted(values[name])
+                axes.plot(epochs, [values[name][epoch] for epoch in epochs], style, markersize=4,
+                          color=None if name.startswith("AP_") else colour,
+                          linewidth=2 if style == "o-" else 1.2, label=prefix + label)
+    chosen = runs[best["variant"]]
     for axes, metric in ((loss_axes, "loss"), (map_axes, "mAP")):
         axes.axvline(best["epoch"], color="#c0392b", linestyle="--", linewidth=1)
-        if best["epoch"] in values[metric]:
-            axes.plot([best["epoch"]], [values[metric][best["epoch"]]], "*", color="#c0392b", markersize=14,
-                      label=f"chosen: epoch {best['epoch']}")
+        if best["epoch"] in chosen[metric]:
+            axes.plot([best["epoch"]], [chosen[metric][best["epoch"]]], "*", color="#c0392b", markersize=14,
+                      label=f"chosen: {best['variant'] + ', ' if several else ''}epoch {best['epoch']}")
         axes.set_ylabel(metric)
         axes.grid(alpha=0.3)
-        axes.legend(loc="best", fontsize=8)
+        axes.legend(loc="best", fontsize=7 if several else 8)
     map_axes.set_ylim(0, 1.02)
     map_axes.set_xlabel("epoch")
-    loss_axes.set_title(f"Training of the {best['backbone']} RetinaNet (FPN and heads {best['feature_size']} wide)")
+    title = (f"Training of {len(runs)} variants; chosen: {best['variant']} ({best['backbone']})" if several else
+             f"Training of the {best['backbone']} RetinaNet (FPN and heads {best['feature_size']} wide)")
+    loss_axes.set_title(title)
     figure.tight_layout()
     figure.savefig(png_path)
     pyplot.close(figure)
+
+
+def variants_table(best):
+    """Every variant and its best epoch by the selection metric, the chosen one highlighted."""
+    rows = [[item["variant"], item["backbone"], item["feature_size"],
+             f"{item['image_min_side']}-{item['image_max_side']}", item["epochs_completed"], item["best_epoch"],
+             f"{item['value']:.4f}"] for item in best["variants"]]
+    chosen = next(index for index, item in enumerate(best["variants"]) if item["variant"] == best["variant"])
+    return _table(["variant", "backbone", "FPN and head width", "image sizes (px)", "epochs", "best epoch",
+                   f"best {best['metric']}"], rows, chosen)
 
 
 def model_page(training, best, values):
@@ -152,6 +178,7 @@ def model_page(training, best, values):
     chosen = next((index for index, row in enumerate(rows) if row[0] == best["epoch"]), None)
     settings = training["settings"]
     facts = [
+        ["variant", best["variant"]],
         ["backbone", best["backbone"]],
         ["FPN and head width", best["feature_size"]],
         ["classes", ", ".join(f"{name} ({label})" for name, label in best["classes"].items())],
@@ -165,16 +192,21 @@ def model_page(training, best, values):
         "Chosen snapshot",
         f"<p>{html.escape(why_chosen(best, epochs))}</p>",
         _table(None, facts),
-        "<h3>Every epoch (from the TensorBoard logs)</h3>",
+        f"<h3>Variants, by {html.escape(best['metric'])} (train.variants)</h3>",
+        variants_table(best),
+        f"<h3>Every epoch of variant {html.escape(best['variant'])} (from the TensorBoard logs)</h3>",
         _table(["epoch", "training loss", "validation mAP"], rows, chosen),
     )
 
 
-def training_report(training_json, best_json, png_path, html_path):
-    training, best = read_json(training_json), read_json(best_json)
-    values = training_values(training, list(best["classes"]))
-    plot_training_curves(values, best, png_path)
-    Path(html_path).write_text(model_page(training, best, values))
+def training_report(best_json, png_path, html_path):
+    """The curves of every variant named in best.json and the page on the chosen snapshot."""
+    best = read_json(best_json)
+    trainings = {item["variant"]: read_json(item["training_json"]) for item in best["variants"]}
+    runs = {variant: training_values(training, list(best["classes"])) for variant, training in trainings.items()}
+    plot_training_curves(runs, best, png_path)
+    training = trainings[best["variant"]]
+    Path(html_path).write_text(model_page(training, best, runs[best["variant"]]))
     log.info("%s", why_chosen(best, training["epochs_completed"]))
 
 
@@ -365,7 +397,7 @@ def summary_lines(best, training, splits, metrics, predictions, videos, match=No
         lines.append(f"{split.capitalize()} mAP@{item['iou_threshold']:g}: "
                      f"{_number(item['mAP'], missing='undefined')} ({per_class}; {item['images']} images, "
                      f"{item['boxes']} boxes)")
-    lines.append(f"Model: {best['backbone']}, FPN and heads {best['feature_size']} wide, images "
+    lines.append(f"Model: variant {best['variant']} of {len(best['variants'])}, {best['backbone']}, FPN and heads {best['feature_size']} wide, images "
                  f"{best['image_min_side']}-{best['image_max_side']} px; epoch {best['epoch']} of "
                  f"{training['epochs_completed']} chosen by {best['metric']} ({best['value']:.4f})")
     lines.append(f"Training: {training['train_seconds']:.0f} s, {training['device'] or 'default device'}")
@@ -397,12 +429,13 @@ def headline(metrics):
     return f"Test mAP@{test['iou_threshold']:g}: {score} on {test['images']} test images"
 
 
-def summary(best_json, training_json, splits_json, metrics_files, prediction_files, video_files, out_path,
-            event_files=(), truth_files=()):
+def summary(best_json, splits_json, metrics_files, prediction_files, video_files, out_path, event_files=(),
+            truth_files=()):
+    best = read_json(best_json)
     metrics = [read_json(path) for path in metrics_files]
     predictions = [read_json(path) for path in prediction_files]
     videos = [read_json(path) for path in video_files]
-    lines = summary_lines(read_json(best_json), read_json(training_json), read_json(splits_json), metrics,
+    lines = summary_lines(best, read_json(best["training_json"]), read_json(splits_json), metrics,
                           predictions, videos, truth_match(event_files, truth_files))
     Path(out_path).write_text("\n".join(lines) + "\n")
     print(headline(metrics))
@@ -415,8 +448,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m detflow.report", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     training = commands.add_parser("training", help="training curves and the chosen snapshot")
-    training.add_argument("training_json")
-    training.add_argument("best_json")
+    training.add_argument("best_json", help="best.json: the choice, and every variant's training.json")
     training.add_argument("--curves", required=True, help="PNG of loss and mAP per epoch")
     training.add_argument("--page", required=True, help="HTML page on the chosen snapshot")
     dataset = commands.add_parser("dataset", help="dataset statistics")
@@ -433,8 +465,7 @@ def main(argv=None):
     sheet.add_argument("images_dir")
     sheet.add_argument("--out", required=True)
     brief = commands.add_parser("summary", help="summary.txt; prints the test mAP")
-    brief.add_argument("best_json")
-    brief.add_argument("training_json")
+    brief.add_argument("best_json", help="best.json: the choice, and the chosen variant's training.json")
     brief.add_argument("splits_json")
     brief.add_argument("--metrics", nargs="*", default=[])
     brief.add_argument("--predictions", nargs="*", default=[])
@@ -446,7 +477,7 @@ def main(argv=None):
                              help="per-frame truth CSV of each video (the demo's), to match events against")
     args = parser.parse_args(argv)
     if args.command == "training":
-        training_report(args.training_json, args.best_json, args.curves, args.page)
+        training_report(args.best_json, args.curves, args.page)
     elif args.command == "dataset":
         Path(args.page).write_text(dataset_page(read_json(args.splits_json), read_json(args.validation_json)))
     elif args.command == "results":
@@ -454,8 +485,8 @@ def main(argv=None):
     elif args.command == "gallery":
         gallery(args.detections_json, args.images_dir, args.out)
     else:
-        summary(args.best_json, args.training_json, args.splits_json, args.metrics, args.predictions, args.videos,
-                args.out, args.events, args.truths)
+        summary(args.best_json, args.splits_json, args.metrics, args.predictions, args.videos, args.out,
+                args.events, args.truths)
 
 
 if __name__ == "__main__":

@@ -137,10 +137,12 @@ def _class_map(tree, settings, classes):
     """The dataset's classes after the checks that need no model: sizes, classes, weights file."""
     if settings.image_min_side > settings.image_max_side:
         raise InputError("config: train.image_min_side", "must not exceed train.image_max_side")
-    class_map = read_classes(tree.classes_file, classes)
-    if settings.weights not in ("none", "imagenet") and not Path(settings.weights).is_file():
-        raise InputError(settings.weights, "train.weights names no file (use none, imagenet or a .h5 path)")
-    return class_map
+    if settings.weights == "imagenet":  # the workflow's weights rule fetches the file beforehand
+        raise InputError("--weights imagenet", "training never downloads: give the weights file that "
+                                               "`python -m detflow.weights` fetches, or none")
+    if settings.weights != "none" and not Path(settings.weights).is_file():
+        raise InputError(settings.weights, "train.weights names no file (use none or a .h5 path)")
+    return read_classes(tree.classes_file, classes)
 
 
 def _callbacks(model, generators, progress, settings, class_names, metrics_csv, snapshot_dir, tensorboard_dir):
@@ -278,7 +280,7 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for TensorFlow (default: all)")
     settings = parser.add_argument_group("settings (config.yaml's train section; all required)")
     settings.add_argument("--backbone", required=True, help="a keras-retinanet backbone, e.g. mobilenet224_1.0")
-    settings.add_argument("--weights", required=True, help="imagenet, none, or a .h5 file")
+    settings.add_argument("--weights", required=True, help="none, or a .h5 file (e.g. ImageNet weights)")
     settings.add_argument("--feature-size", type=int, required=True, help="FPN and head width")
     for name in INTEGER_SETTINGS:
         settings.add_argument(f"--{name.replace('_', '-')}", type=int, required=True)

@@ -12,6 +12,8 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.y
 
 # train.weights values that name no file.
 NAMED_WEIGHTS = ("none", "imagenet")
+# The one training variant when train.variants is absent or empty.
+DEFAULT_VARIANT = "default"
 
 def _key(path):
     return ".".join(str(part) for part in path) or "(top level)"
@@ -53,21 +55,43 @@ def _message(error):
     return error.message
 
 
-def _check_weights(weights, project_dir, source):
-    """train.weights is none, imagenet or the path of an existing file (relative to the project folder)."""
+def _check_weights(weights, project_dir, source, section="train"):
+    """A variant's weights is none, imagenet or the path of an existing file (relative to the project folder)."""
     if weights in NAMED_WEIGHTS:
         return
     path = Path(weights)
     where = path if path.is_absolute() else Path(project_dir) / path
     usage = "set it to none, imagenet or the path of an existing .h5 weights file"
     if not where.exists() and weights.lower() in NAMED_WEIGHTS:
-        raise InputError(f"{source}: train.weights",
+        raise InputError(f"{source}: {section}.weights",
                          f"{weights!r} names no file; write {weights.lower()} in lower case")
     if not where.exists():
-        raise InputError(f"{source}: train.weights",
+        raise InputError(f"{source}: {section}.weights",
                          f"{weights!r} does not exist (looked for {where}); {usage}")
     if not where.is_file():
-        raise InputError(f"{source}: train.weights", f"{weights!r} is a folder, not a weights file ({where}); {usage}")
+        raise InputError(f"{source}: {section}.weights",
+                         f"{weights!r} is a folder, not a weights file ({where}); {usage}")
+
+
+def training_variants(train):
+    """{variant name: its training settings}: the train section with each variant's overrides (train.variants,
+    in config order), without the variants key; the one variant "default" when there are none."""
+    base = {key: value for key, value in train.items() if key != "variants"}
+    variants = train.get("variants") or {DEFAULT_VARIANT: {}}
+    return {name: {**base, **(overrides or {})} for name, overrides in variants.items()}
+
+
+def _check_train(train, schema, validator, where, project_dir, source):
+    """One variant's settings: the train section's schema and the checks it cannot express."""
+    train_schema = {**schema["properties"]["train"], "definitions": schema.get("definitions", {})}
+    train_schema["properties"] = {k: v for k, v in train_schema["properties"].items() if k != "variants"}
+    errors = sorted(type(validator)(train_schema).iter_errors(train), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        key = ".".join([where, *map(str, errors[0].absolute_path)])
+        raise InputError(f"{source}: {key}", _message(errors[0]))
+    _check_weights(train["weights"], project_dir, source, where)
+    if train["image_min_side"] > train["image_max_side"]:
+        raise InputError(f"{source}: {where}.image_min_side", f"must not exceed {where}.image_max_side")
 
 
 def validate_config(config, source="config", project_dir=None):
@@ -91,10 +115,10 @@ def validate_config(config, source="config", project_dir=None):
     total = split["train"] + split["val"] + split["test"]
     if abs(total - 1.0) > 1e-6:
         raise InputError(f"{source}: split", f"train + val + test must be 1, they sum to {total:g}")
-    train = config["train"]
-    _check_weights(train["weights"], Path.cwd() if project_dir is None else project_dir, source)
-    if train["image_min_side"] > train["image_max_side"]:
-        raise InputError(f"{source}: train.image_min_side", "must not exceed train.image_max_side")
+    project_dir = Path.cwd() if project_dir is None else project_dir
+    for name, settings in training_variants(config["train"]).items():
+        where = f"train.variants.{name}" if config["train"].get("variants") else "train"
+        _check_train(settings, schema, validator, where, project_dir, source)
     frames = config["frames"]
     if frames["end_s"] is not None and frames["end_s"] <= frames["start_s"]:
         raise InputError(f"{source}: frames.end_s", "must be later than frames.start_s")

@@ -4,7 +4,7 @@ The convert stage embeds a JSON description in the ``.h5`` file's root
 attributes (``detflow_model``), written before the file is renamed into place,
 so a model copied anywhere keeps it: the backbone, the FPN and head width, the
 class names in label order, the image sizes it was trained with, the training
-run it comes from and the detection settings of its last layer. Every stage
+variant and run it comes from and the detection settings of its last layer. Every stage
 that uses a model (predict, evaluate, prelabel, Label Studio drafts, anything
 later) reads these from the model, never from config a second time; options
 that describe the model are only checked against it. Reading needs only
@@ -36,7 +36,7 @@ class ModelCard:
     classes: tuple  # class names in label order: label i is classes[i]
     image_min_side: int
     image_max_side: int
-    training: dict = field(default_factory=dict)  # the run and epoch it comes from
+    training: dict = field(default_factory=dict)  # the variant, run and epoch it comes from
     detection: dict = field(default_factory=dict)  # convert_model's NMS, score threshold, max detections
 
     @property

@@ -11,7 +11,8 @@ process that builds or loads a model (see ../../../shared/STACK.md):
 It also builds a backbone's RetinaNet with a chosen FPN/head width through the
 library's own ``submodels`` and ``create_pyramid_features`` arguments, feeds
 its generators to tf.keras for any number of steps per epoch, sets up the
-device (GPU with memory growth when visible, else CPU), and records the
+device (GPU with memory growth when visible, else CPU), tells where a backbone's
+ImageNet weights come from (without downloading them), and records the
 precision-recall curves that keras-retinanet's evaluation computes but does not
 return. Nothing here copies or edits library code.
 """
@@ -22,6 +23,7 @@ import os
 import sys
 import types
 import warnings
+from unittest import mock
 
 import numpy as np
 
@@ -59,6 +61,25 @@ _library_pyramid_features = getattr(retinanet_module, "__create_pyramid_features
 def backbone(name):
     """keras-retinanet's Backbone object for a name such as ``resnet50`` or ``mobilenet224_1.0``."""
     return models.backbone(name)
+
+
+def imagenet_weights_source(name):
+    """(file name, URL, checksum or None) of the ImageNet weights that backbone ``name`` downloads at training
+    start. Its own ``download_imagenet()`` runs with Keras's ``get_file`` replaced by a recorder: the addresses
+    and checksums stay the library's, and nothing is fetched."""
+    backbone_ = backbone(name)
+    library_keras = sys.modules[type(backbone_).__module__].keras  # the module's own `keras` global
+    requests = []
+
+    def record(fname, origin, md5_hash=None, file_hash=None, **_):
+        requests.append((fname, origin, file_hash or md5_hash))
+        return fname
+
+    with mock.patch.object(library_keras.utils, "get_file", record):
+        backbone_.download_imagenet()
+    if len(requests) != 1:
+        raise NotImplementedError(f"{name} asks for {len(requests)} files; one weights file was expected")
+    return requests[0]
 
 
 def retinanet_submodels(num_classes, feature_size, num_anchors=None):

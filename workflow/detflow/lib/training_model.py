@@ -1,6 +1,6 @@
 """A training model: keras-retinanet's RetinaNet on a backbone (through the
-compatibility module), its starting weights (none, ImageNet or a file, matched
-by layer name) and the compilation of keras-retinanet's train.py."""
+compatibility module), its starting weights (none or a file, e.g. the ImageNet
+weights the weights stage fetched, matched by layer name) and the compilation of keras-retinanet's train.py."""
 import logging
 
 from detflow.lib import retinanet_compat as compat
@@ -35,15 +35,6 @@ def new_model(settings, num_classes):
     modifier = freeze if settings.freeze_backbone else None
     model = compat.build_retinanet(settings.backbone, num_classes, settings.feature_size, modifier=modifier)
     weights = settings.weights
-    if weights == "imagenet":
-        try:
-            weights = compat.backbone(settings.backbone).download_imagenet()
-        except Exception as error:  # no network, server gone, checksum mismatch ...
-            raise InputError(
-                "config: train.weights",
-                f"ImageNet weights for {settings.backbone} could not be downloaded ({error}); "
-                "use `none` or the path of a weights file",
-            )
     if weights != "none":
         matching = check_weights_file(weights, model)
         # As keras-retinanet: by layer name, skipping layers whose shapes differ (e.g. the class head).
