@@ -67,7 +67,8 @@ def main():
     if not (VOC / "ImageSets" / "Main" / "train.txt").is_file():
         sys.exit(f"{VOC} is missing: build it with `snakemake --cores 2 results/voc/splits.json`")
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    settings = Settings(**{key: value for key, value in config["train"].items() if key in Settings.__dataclass_fields__})
+    settings = Settings(**{key: value for key, value in config["train"].items()
+                           if key in Settings.__dataclass_fields__})
     device = compat.setup_device(config["train"]["threads"])
     classes = read_classes(VocTree(VOC).classes_file, config["classes"])
     generator, _ = training_generators(VOC, classes, settings, 0)
