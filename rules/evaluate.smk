@@ -19,6 +19,14 @@ rule evaluate:
             labels={"split": "{split}"},
             caption="../workflow/report/pr_curves.rst",
         ),
+        confusion_csv="results/evaluation/{split}/confusion_matrix.csv",
+        confusion_png=report(
+            "results/evaluation/{split}/confusion_matrix.png",
+            category="Evaluation",
+            subcategory="Confusion matrices",
+            labels={"split": "{split}"},
+            caption="../workflow/report/confusion_matrix.rst",
+        ),
     log:
         "logs/evaluate/{split}.log",
     benchmark:
@@ -31,4 +39,5 @@ rule evaluate:
     shell:
         "python -m detflow.evaluate {input.model:q} results/voc {wildcards.split} --metrics-json {output.json:q}"
         " --metrics-csv {output.csv:q} --pr-curves {output.curves:q} --classes {input.classes:q}"
+        " --confusion-csv {output.confusion_csv:q} --confusion-png {output.confusion_png:q}"
         " {params.options} --threads {threads} > {log:q} 2>&1"

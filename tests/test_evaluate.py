@@ -65,6 +65,11 @@ def test_model_scores_full_marks_on_its_own_detections(model, model_truth):
         assert item["boxes"] > 0 and item["detections"] >= item["boxes"]
         assert item["max_recall"] == 1.0 and item["average_precision"] == 1.0
     assert metrics["mAP"] == metrics["weighted_mAP"] == 1.0
+    # pycocotools agrees at IoU 0.5; the boxes, rounded to whole pixels in the XML, still overlap by far more.
+    assert metrics["AP50"] == pytest.approx(1.0) and metrics["mAP_50_95"] > 0.8
+    counts = np.array(metrics["confusion_matrix"]["counts"])
+    assert metrics["confusion_matrix"]["classes"] == [*CLASSES, "background"]
+    assert np.trace(counts) == metrics["boxes"] and counts.sum() == metrics["boxes"]  # every box found, nothing else
     for name, (recall, precision) in curves.items():
         assert len(recall) == len(precision) == metrics["classes"][CLASSES[name]]["detections"]
         assert np.all(np.diff(recall) >= 0) and recall[-1] == 1.0 and precision[0] == 1.0
@@ -94,6 +99,9 @@ def test_missed_boxes_lower_recall_and_ap(model, model_truth, tmp_path):
                          height=height, objects=objects + [{"name": "drop", "xmin": 1, "ymin": 1, "xmax": 4, "ymax": 4}])
     full, _ = evaluate_val(model, model_truth)
     metrics, _ = evaluate_val(model, root)
+    drop_row = metrics["confusion_matrix"]["counts"][CLASSES["drop"]]
+    assert drop_row[-1] - full["confusion_matrix"]["counts"][CLASSES["drop"]][-1] == 4  # the 4 missed boxes
+    assert metrics["mAP_50_95"] < full["mAP_50_95"]
     drop_full, drop = full["classes"][CLASSES["drop"]], metrics["classes"][CLASSES["drop"]]
     assert drop["boxes"] == drop_full["boxes"] + 4
     assert drop["max_recall"] == pytest.approx(drop_full["boxes"] / drop["boxes"])
@@ -109,6 +117,7 @@ def test_outputs_json_csv_and_pr_curves(model, voc, tmp_path):
     with open(tmp_path / "metrics.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert [row["class"] for row in rows] == ["grab", "drop", "mAP"]
+    assert float(rows[-1]["mAP_50_95"]) == pytest.approx(metrics["mAP_50_95"], abs=1e-4)
     assert float(rows[-1]["average_precision"]) == pytest.approx(metrics["mAP"], abs=1e-4)
     assert int(rows[0]["boxes"]) == metrics["classes"][0]["boxes"]
     plot = cv2.imread(str(tmp_path / "pr.png"))
@@ -154,11 +163,16 @@ def test_command_line_writes_every_output(voc, model_path, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "detflow.evaluate", str(model_path), str(voc), "val", "--metrics-json",
          str(out / "metrics.json"), "--metrics-csv", str(out / "metrics.csv"), "--pr-curves", str(out / "pr.png"),
+         "--confusion-csv", str(out / "confusion.csv"), "--confusion-png", str(out / "confusion.png"),
          "--classes", str(voc / "classes.json"), "--backbone", BACKBONE, "--feature-size", str(FEATURE_SIZE),
          "--image-min-side", str(IMAGE_MIN_SIDE), "--image-max-side", str(IMAGE_MAX_SIDE), "--threads", "1"],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["images"] == 8 and 0 <= metrics["mAP"] <= 1
-    assert f"val: mAP@0.5 {metrics['mAP']:.4f} over 8 images" in result.stderr
-    assert (out / "pr.png").stat().st_size > 10_000
+    assert f"val: mAP@0.5 {metrics['mAP']:.4f}, mAP@[.5:.95] {metrics['mAP_50_95']:.4f} over 8 images" in result.stderr
+    assert (out / "pr.png").stat().st_size > 10_000 and (out / "confusion.png").stat().st_size > 5_000
+    with open(out / "confusion.csv", newline="") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0] == ["true / predicted", *CLASSES, "background"]
+    assert [[int(count) for count in row[1:]] for row in rows[1:]] == metrics["confusion_matrix"]["counts"]

@@ -166,6 +166,7 @@ def test_metrics_table_and_detections(outputs, tmp_path):
     assert rows[0] == ["class", *(f"{item['split']}: AP ({item['boxes']} boxes)" for item in metrics)]
     assert rows[1] == ["grab", *(f"{item['classes'][0]['average_precision']:.3f}" for item in metrics)]
     assert rows[3] == ["mAP", *(f"{item['mAP']:.3f}" for item in metrics)]
+    assert rows[5] == ["mAP@[.5:.95] (COCO)", *(f"{item['mAP_50_95']:.3f}" for item in metrics)]
     video = json.loads(found["videos"][0].read_text())
     assert ["video take", "6", str(video["frames_with_detections"]), *(str(video["detections"][name]) for name in CLASSES),
             *(str(video["events"][name]) for name in CLASSES)] in rows
@@ -211,6 +212,8 @@ def test_summary_has_the_headline_numbers_and_prints_the_test_map(outputs, train
     test = json.loads(found["metrics"][1].read_text())
     lines = (tmp_path / "summary.txt").read_text().splitlines()
     assert lines[1].startswith(f"Test mAP@0.5: {test['mAP']:.3f} (grab ")
+    assert lines[1].endswith(f"; mAP@[.5:.95] {test['mAP_50_95']:.3f}")
     assert lines[3].startswith(f"Model: variant small of 2, {BACKBONE}, FPN and heads {FEATURE_SIZE} wide") and "epoch 3 of 5" in lines[3]
-    assert capsys.readouterr().out == f"Test mAP@0.5: {test['mAP']:.4f} on 6 test images\n"
+    assert capsys.readouterr().out == (f"Test mAP@0.5: {test['mAP']:.4f} on 6 test images; "
+                                       f"mAP@[.5:.95] {test['mAP_50_95']:.4f}\n")
     assert report.headline([]) == "Test mAP: not evaluated (add test to predict.splits)"

@@ -13,10 +13,16 @@ the precision-recall curve of every class.
   its AP. The curves are recorded from the library's own AP function while it
   runs (``retinanet_compat.recorded_pr_curves``), and each curve's AP is checked against
   the returned AP.
+- The same boxes and detections (recorded while ``evaluate`` collects them)
+  also give the COCO metrics users compare detectors by, computed by
+  pycocotools (``detflow.lib.coco_metrics``): mAP@[.5:.95], AP50 and AP75
+  overall and per class, and a confusion matrix with background at
+  ``iou_threshold`` for detections scoring at least ``confusion_score_threshold``.
 - A split without images or without boxes gives metrics with mAP null and a
   note, not an error; an image that cannot be read is left out and listed.
 
-Outputs: metrics JSON and CSV, and the curves as a PNG.
+Outputs: metrics JSON and CSV, the curves as a PNG, the confusion matrix as
+CSV and PNG.
 """
 import argparse
 import csv
@@ -26,6 +32,7 @@ import logging
 import numpy as np
 
 from detflow.lib import retinanet_compat as compat
+from detflow.lib.coco_metrics import BACKGROUND, coco_metrics, confusion_matrix
 from detflow.lib.cli import InputError, run
 from detflow.lib.files import replacing, write_atomically
 from detflow.lib.inference import Unreadable, add_model_options, model_from_options, read_images
@@ -38,7 +45,8 @@ from keras_retinanet.utils.colors import label_color  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("class", "boxes", "detections", "average_precision", "max_recall")
+CSV_COLUMNS = ("class", "boxes", "detections", "average_precision", "max_recall", "mAP_50_95", "AP50", "AP75")
+COCO_KEYS = ("mAP_50_95", "AP50", "AP75")
 
 
 class ReadableVocGenerator(PascalVocGenerator):
@@ -67,13 +75,13 @@ def unreadable_images(tree, image_ids):
 
 def _library_evaluation(model, card, tree, split, unreadable, iou_threshold, score_threshold, max_detections):
     """keras-retinanet's evaluation of the readable images of a split: ({class: (AP, boxes)},
-    {class: (recall, precision)}, seconds per image)."""
+    {class: (recall, precision)}, seconds per image, {"annotations", "detections"} per image and label)."""
     generator = ReadableVocGenerator(
         str(tree.root), split, classes=card.class_map, unreadable=[item["image"] for item in unreadable],
         image_min_side=card.image_min_side, image_max_side=card.image_max_side,
         preprocess_image=compat.backbone(card.backbone).preprocess_image, shuffle_groups=False,
     )
-    with compat.recorded_pr_curves() as recorded:
+    with compat.recorded_pr_curves() as recorded, compat.recorded_boxes() as boxes:
         average_precisions, seconds_per_image = retinanet_eval.evaluate(
             generator, model, iou_threshold=iou_threshold, score_threshold=score_threshold,
             max_detections=max_detections,
@@ -85,10 +93,11 @@ def _library_evaluation(model, card, tree, split, unreadable, iou_threshold, sco
     curves = {generator.label_to_name(label): (recall, precision)
               for (recall, precision, _), label in zip(recorded, with_boxes)}
     results = {generator.label_to_name(label): value for label, value in average_precisions.items()}
-    return results, curves, seconds_per_image
+    return results, curves, seconds_per_image, boxes
 
 
-def evaluate_split(model, card, voc_dir, split, *, iou_threshold=0.5, score_threshold=0.05, max_detections=100):
+def evaluate_split(model, card, voc_dir, split, *, iou_threshold=0.5, score_threshold=0.05, max_detections=100,
+                   confusion_score_threshold=0.5):
     """Metrics of ``model`` (described by ``card``) on a split: (metrics dict, {class name: (recall, precision)})."""
     tree = VocTree(voc_dir)
     check_classes(card, "the model", read_classes(tree.classes_file), f"the dataset ({tree.classes_file})")
@@ -98,11 +107,14 @@ def evaluate_split(model, card, voc_dir, split, *, iou_threshold=0.5, score_thre
     if image_ids and not readable:
         raise InputError(tree.images, f"none of the {len(image_ids)} images of the {split} split can "
                                       f"be read, e.g. {unreadable[0]['file']}: {unreadable[0]['reason']}")
-    results, curves, seconds_per_image = {}, {}, None
+    results, curves, seconds_per_image, boxes = {}, {}, None, {"annotations": [], "detections": []}
     if readable:
-        results, curves, seconds_per_image = _library_evaluation(
+        results, curves, seconds_per_image, boxes = _library_evaluation(
             model, card, tree, split, unreadable, iou_threshold, score_threshold, max_detections)
-    per_class = _per_class(card, results, curves)
+    coco = coco_metrics(boxes["annotations"], boxes["detections"], card.classes, max_detections)
+    matrix = confusion_matrix(boxes["annotations"], boxes["detections"], len(card.classes), iou_threshold,
+                              confusion_score_threshold)
+    per_class = _per_class(card, results, curves, coco["classes"])
     scored = [item for item in per_class if item["average_precision"] is not None]
     total_boxes = sum(item["boxes"] for item in scored)
     metrics = {
@@ -114,6 +126,10 @@ def evaluate_split(model, card, voc_dir, split, *, iou_threshold=0.5, score_thre
         "score_threshold": score_threshold,
         "max_detections": max_detections,
         "mAP": float(np.mean([item["average_precision"] for item in scored])) if scored else None,
+        **coco["overall"],
+        "confusion_score_threshold": confusion_score_threshold,
+        # Rows: true class, then background; columns: predicted class, then background.
+        "confusion_matrix": {"classes": [*card.classes, BACKGROUND], "counts": matrix.tolist()},
         "weighted_mAP": (sum(item["average_precision"] * item["boxes"] for item in scored) / total_boxes
                          if scored else None),
         "classes_with_boxes": len(scored),
@@ -125,7 +141,7 @@ def evaluate_split(model, card, voc_dir, split, *, iou_threshold=0.5, score_thre
     return metrics, curves
 
 
-def _per_class(card, results, curves):
+def _per_class(card, results, curves, coco_classes):
     """Each class's entry of the metrics: boxes, detections, AP and highest recall (None without boxes)."""
     per_class = []
     for label, name in enumerate(card.classes):
@@ -138,6 +154,7 @@ def _per_class(card, results, curves):
             "detections": int(len(recall)) if boxes else None,
             "average_precision": float(results[name][0]) if boxes else None,
             "max_recall": float(recall[-1]) if len(recall) else (0.0 if boxes else None),
+            **coco_classes[name],
         })
     return per_class
 
@@ -165,8 +182,45 @@ def write_metrics(metrics, json_path, csv_path):
         writer.writerow(CSV_COLUMNS)
         for item in metrics["classes"]:
             writer.writerow([item["class"], item["boxes"], _blank(item["detections"]),
-                             _blank(item["average_precision"], "{:.4f}"), _blank(item["max_recall"], "{:.4f}")])
-        writer.writerow(["mAP", metrics["boxes"], "", _blank(metrics["mAP"], "{:.4f}"), ""])
+                             _blank(item["average_precision"], "{:.4f}"), _blank(item["max_recall"], "{:.4f}"),
+                             *(_blank(item[key], "{:.4f}") for key in COCO_KEYS)])
+        writer.writerow(["mAP", metrics["boxes"], "", _blank(metrics["mAP"], "{:.4f}"), "",
+                         *(_blank(metrics[key], "{:.4f}") for key in COCO_KEYS)])
+
+
+def write_confusion_csv(metrics, csv_path):
+    """Rows: true class (then background, i.e. detections of nothing); columns: predicted class (then
+    background, i.e. boxes not found)."""
+    names, matrix = metrics["confusion_matrix"]["classes"], metrics["confusion_matrix"]["counts"]
+    with replacing(csv_path) as partial, open(partial, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["true / predicted", *names])
+        for name, row in zip(names, matrix):
+            writer.writerow([name, *(int(count) for count in row)])
+
+
+def plot_confusion_matrix(metrics, png_path):
+    """The counts as a heat map, true class down, predicted class across."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    names, matrix = metrics["confusion_matrix"]["classes"], np.array(metrics["confusion_matrix"]["counts"])
+    figure, axes = pyplot.subplots(figsize=(1.2 * len(names) + 2.5, 1.0 * len(names) + 2), dpi=110)
+    axes.imshow(matrix, cmap="Blues")
+    for (row, column), count in np.ndenumerate(matrix):
+        axes.text(column, row, str(count), ha="center", va="center",
+                  color="white" if count > matrix.max() / 2 else "black")
+    axes.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    axes.set_yticks(range(len(names)), names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(f"{metrics['split']} split: IoU >= {metrics['iou_threshold']:g}, "
+                   f"score >= {metrics['confusion_score_threshold']:g}")
+    figure.tight_layout()
+    figure.savefig(png_path)
+    pyplot.close(figure)
 
 
 def _blank(value, form="{}"):
@@ -214,20 +268,28 @@ def main(argv=None):
     parser.add_argument("--metrics-json", required=True, help="metrics JSON to write")
     parser.add_argument("--metrics-csv", required=True, help="metrics CSV to write")
     parser.add_argument("--pr-curves", required=True, help="precision-recall curves PNG to write")
+    parser.add_argument("--confusion-csv", required=True, help="confusion matrix CSV to write")
+    parser.add_argument("--confusion-png", required=True, help="confusion matrix PNG to write")
     parser.add_argument("--iou-threshold", type=float, default=0.5, help="IoU for a detection to match a box")
     parser.add_argument("--score-threshold", type=float, default=0.05, help="lowest detection score evaluated")
     parser.add_argument("--max-detections", type=int, default=100, help="most detections per image evaluated")
+    parser.add_argument("--confusion-score-threshold", type=float, default=0.5,
+                        help="lowest detection score counted in the confusion matrix")
     add_model_options(parser, runtimes=False)  # keras-retinanet's evaluation runs the Keras model
     args = parser.parse_args(argv)
     card, model = model_from_options(args)
-    metrics, curves = evaluate_split(model, card, args.voc_dir, args.split, iou_threshold=args.iou_threshold,
-                                     score_threshold=args.score_threshold, max_detections=args.max_detections)
+    metrics, curves = evaluate_split(
+        model, card, args.voc_dir, args.split, iou_threshold=args.iou_threshold, score_threshold=args.score_threshold,
+        max_detections=args.max_detections, confusion_score_threshold=args.confusion_score_threshold)
     write_metrics(metrics, args.metrics_json, args.metrics_csv)
     plot_pr_curves(metrics, curves, args.pr_curves)
+    write_confusion_csv(metrics, args.confusion_csv)
+    plot_confusion_matrix(metrics, args.confusion_png)
     for note in metrics["notes"]:
         log.warning("%s", note)
-    log.info("%s: mAP@%g %s over %d images; AP %s", args.split, args.iou_threshold,
-             "undefined" if metrics["mAP"] is None else f"{metrics['mAP']:.4f}", metrics["images"],
+    log.info("%s: mAP@%g %s, mAP@[.5:.95] %s over %d images; AP %s", args.split, args.iou_threshold,
+             _blank(metrics["mAP"], "{:.4f}") or "undefined", _blank(metrics["mAP_50_95"], "{:.4f}") or "undefined",
+             metrics["images"],
              ", ".join(f"{item['class']} {_blank(item['average_precision'], '{:.4f}') or '-'}"
                        for item in metrics["classes"]))
 

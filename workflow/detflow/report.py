@@ -288,12 +288,16 @@ def metrics_page(metrics, predictions, videos, match=None):
     rows = [[name, *(_ap_cell(item["classes"][index]) for item in metrics)] for index, name in enumerate(classes)]
     rows.append(["mAP", *(_number(item["mAP"], missing="undefined") for item in metrics)])
     rows.append(["mAP weighted by boxes", *(_number(item["weighted_mAP"], missing="undefined") for item in metrics)])
+    for key, name in COCO_ROWS.items():
+        rows.append([name, *(_number(item.get(key), missing="undefined") for item in metrics)])
     rows.append(["images", *(item["images"] for item in metrics)])
     iou = ", ".join(sorted({f"{item['iou_threshold']:g}" for item in metrics}))
     scores = ", ".join(sorted({f"{item['score_threshold']:g}" for item in metrics}))
     notes = [f"{item['split']}: {note}" for item in metrics for note in item["notes"]]
     parts = [f"<p>Average precision at IoU {iou}, computed by keras-retinanet's evaluation code against the "
-             f"dataset's annotations, over detections scoring {scores} or more.</p>",
+             f"dataset's annotations, over detections scoring {scores} or more. The COCO rows are "
+             "pycocotools' (mAP@[.5:.95]: AP averaged over the IoU thresholds 0.50, 0.55, ..., 0.95); the "
+             "confusion matrices are in the report's Evaluation section.</p>",
              _table(header, rows), _paragraphs(notes)]
     parts += ["<h3>Detections</h3>", _detections_table(predictions, videos)]
     if videos:
@@ -312,6 +316,9 @@ def metrics_page(metrics, predictions, videos, match=None):
                   if not item["complete"]]
     parts.append(_paragraphs(unreadable + incomplete))
     return _page("Metrics and detections", *parts)
+
+
+COCO_ROWS = {"mAP_50_95": "mAP@[.5:.95] (COCO)", "AP50": "AP50 (COCO)", "AP75": "AP75 (COCO)"}
 
 
 def _ap_cell(item):
@@ -396,7 +403,7 @@ def summary_lines(best, training, splits, metrics, predictions, videos, match=No
                               for entry in item["classes"])
         lines.append(f"{split.capitalize()} mAP@{item['iou_threshold']:g}: "
                      f"{_number(item['mAP'], missing='undefined')} ({per_class}; {item['images']} images, "
-                     f"{item['boxes']} boxes)")
+                     f"{item['boxes']} boxes){_coco_mean(item)}")
     lines.append(f"Model: variant {best['variant']} of {len(best['variants'])}, {best['backbone']}, FPN and heads {best['feature_size']} wide, images "
                  f"{best['image_min_side']}-{best['image_max_side']} px; epoch {best['epoch']} of "
                  f"{training['epochs_completed']} chosen by {best['metric']} ({best['value']:.4f})")
@@ -426,7 +433,12 @@ def headline(metrics):
     if test is None:
         return "Test mAP: not evaluated (add test to predict.splits)"
     score = _number(test["mAP"], "{:.4f}", missing="undefined (" + "; ".join(test["notes"]) + ")")
-    return f"Test mAP@{test['iou_threshold']:g}: {score} on {test['images']} test images"
+    return f"Test mAP@{test['iou_threshold']:g}: {score} on {test['images']} test images{_coco_mean(test, '{:.4f}')}"
+
+
+def _coco_mean(item, form="{:.3f}"):
+    """"; mAP@[.5:.95] <value>" where the metrics have it (metrics written before it existed have not)."""
+    return f"; mAP@[.5:.95] {_number(item['mAP_50_95'], form, 'undefined')}" if "mAP_50_95" in item else ""
 
 
 def summary(best_json, splits_json, metrics_files, prediction_files, video_files, out_path, event_files=(),

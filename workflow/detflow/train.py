@@ -12,11 +12,19 @@ epoch). Around it the stage adds what a long run needs:
   ``keep_best`` by each selection metric (validation mAP and training loss,
   ranked as the best-snapshot stage ranks them, so its choice always exists);
 - a per-epoch metrics CSV, rewritten after every epoch;
+- the learning-rate schedule (constant, or a linear warm-up then a cosine
+  decay over the run's steps) and the exponential moving average of the
+  weights (``lr_schedule``, ``warmup_steps``, ``ema``, ``ema_momentum``) are
+  the tf.keras optimizer's own; with the average on, validation, snapshots and
+  hence the exported model use the averaged weights, and training goes on from
+  its own weights between epochs;
 - resume: the snapshot folder holds ``progress.json``; when a run stopped
   before its last epoch (killed, or finished with fewer epochs than now
   asked for) and the fingerprint of its inputs and settings matches,
   training continues from the last snapshot at the next epoch, optimizer
-  state included; otherwise it starts clean;
+  state included (its schedule too: a cosine decay keeps the length it was
+  started with; with ``ema`` training continues from the averaged weights
+  the snapshot holds); otherwise it starts clean;
 - adoption: when the earlier run in the snapshot folder is complete (the
   same fingerprint, every requested epoch trained, its snapshots there), as
   after Snakemake was killed while its training went on to the end, the
@@ -50,10 +58,11 @@ from detflow.lib.checkpoints import (
 from detflow.lib.cli import InputError, parse_bool, run
 from detflow.lib.files import write_atomically
 from detflow.lib.training_callbacks import (
-    EpochSnapshots, EvaluateWithClassAP, FlushedTensorBoard, StopOnNonFiniteLoss, write_metrics_csv,
+    AveragedWeights, EpochSnapshots, EvaluateWithClassAP, FlushedTensorBoard, StopOnNonFiniteLoss,
+    TrainingWeightsRestored, write_metrics_csv,
 )
 from detflow.lib.training_data import check_dataset, fingerprint, raise_reading_failure, training_generators
-from detflow.lib.training_model import new_model
+from detflow.lib.training_model import LR_SCHEDULES, new_model
 from detflow.lib.voc_tree import VocTree, read_classes
 
 from tensorflow import keras  # noqa: E402  (the compat module must come before TensorFlow)
@@ -66,7 +75,7 @@ log = logging.getLogger(__name__)
 
 TENSORBOARD_RUN = "train"  # where Keras's TensorBoard callback writes the epoch scalars
 INTEGER_SETTINGS = ("epochs", "steps", "batch_size", "image_min_side", "image_max_side", "patience", "keep_best",
-                    "seed", "min_free_mb")
+                    "seed", "min_free_mb", "warmup_steps")
 
 
 @dataclass
@@ -81,6 +90,10 @@ class Settings:
     steps: int
     batch_size: int
     learning_rate: float
+    lr_schedule: str
+    warmup_steps: int
+    ema: bool
+    ema_momentum: float
     image_min_side: int
     image_max_side: int
     augment: bool
@@ -152,12 +165,15 @@ def _callbacks(model, generators, progress, settings, class_names, metrics_csv, 
         # Pyramid shapes from the model itself: guessing them only works for ResNet.
         train_generator.compute_shapes = make_shapes_callback(model)
         validation_generator.compute_shapes = train_generator.compute_shapes
+    averaged = AveragedWeights()  # validation and snapshot see the moving average (when train.ema is on)
     return [
         StopOnNonFiniteLoss(snapshot_dir, settings.learning_rate),
+        averaged,
         # Before the TensorBoard callback, so that it logs the mAP and APs this one adds.
         RedirectModel(EvaluateWithClassAP(validation_generator, verbose=0), retinanet_bbox(model=model)),
         FlushedTensorBoard(log_dir=str(tensorboard_dir)),
         EpochSnapshots(progress, settings, class_names, metrics_csv),
+        TrainingWeightsRestored(averaged),
     ]
 
 
@@ -285,6 +301,9 @@ def parse_args(argv=None):
     for name in INTEGER_SETTINGS:
         settings.add_argument(f"--{name.replace('_', '-')}", type=int, required=True)
     settings.add_argument("--learning-rate", type=float, required=True)
+    settings.add_argument("--lr-schedule", choices=LR_SCHEDULES, required=True)
+    settings.add_argument("--ema", type=parse_bool, required=True)
+    settings.add_argument("--ema-momentum", type=float, required=True)
     settings.add_argument("--augment", type=parse_bool, required=True)
     settings.add_argument("--freeze-backbone", type=parse_bool, required=True)
     args = parser.parse_args(argv)

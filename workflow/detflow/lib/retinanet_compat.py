@@ -13,7 +13,7 @@ library's own ``submodels`` and ``create_pyramid_features`` arguments, feeds
 its generators to tf.keras for any number of steps per epoch, sets up the
 device (GPU with memory growth when visible, else CPU), tells where a backbone's
 ImageNet weights come from (without downloading them), and records the
-precision-recall curves that keras-retinanet's evaluation computes but does not
+precision-recall curves, boxes and detections that keras-retinanet's evaluation computes but does not
 return. Nothing here copies or edits library code.
 """
 import contextlib
@@ -187,3 +187,27 @@ def recorded_pr_curves():
         yield curves
     finally:
         library_eval._compute_ap = library_compute_ap
+
+
+@contextlib.contextmanager
+def recorded_boxes():
+    """Record the ground-truth boxes and detections that keras-retinanet's ``evaluate`` collects but does not
+    return: ``{"annotations": [image][label] (n, 4), "detections": [image][label] (n, 5)}``, in image pixels."""
+    recorded = {}
+    library_functions = {name: getattr(library_eval, f"_get_{name}") for name in ("annotations", "detections")}
+
+    def recording(name):
+        def collect(*args, **kwargs):
+            result = library_functions[name](*args, **kwargs)
+            # _get_detections returns (detections, inference seconds per image).
+            recorded[name] = result[0] if name == "detections" else result
+            return result
+        return collect
+
+    for name in library_functions:
+        setattr(library_eval, f"_get_{name}", recording(name))
+    try:
+        yield recorded
+    finally:
+        for name, function in library_functions.items():
+            setattr(library_eval, f"_get_{name}", function)

@@ -1,6 +1,7 @@
 """A training model: keras-retinanet's RetinaNet on a backbone (through the
 compatibility module), its starting weights (none or a file, e.g. the ImageNet
-weights the weights stage fetched, matched by layer name) and the compilation of keras-retinanet's train.py."""
+weights the weights stage fetched, matched by layer name) and the compilation of keras-retinanet's train.py,
+with the learning-rate schedule and weight averaging of tf.keras's optimizers."""
 import logging
 
 from detflow.lib import retinanet_compat as compat
@@ -14,6 +15,9 @@ from keras_retinanet.utils.model import freeze  # noqa: E402
 log = logging.getLogger(__name__)
 
 OPTIMIZER_CLIPNORM = 0.001  # keras-retinanet's default
+LR_SCHEDULES = ("constant", "cosine")
+WARMUP_START = 0.01  # the warm-up starts at this fraction of the learning rate
+COSINE_FLOOR = 0.05  # the cosine decay ends at this fraction of the learning rate
 
 
 def check_weights_file(path, model):
@@ -44,6 +48,21 @@ def new_model(settings, num_classes):
         log.info("starting weights: none (training from scratch)")
     model.compile(
         loss={"regression": losses.smooth_l1(), "classification": losses.focal()},
-        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate, clipnorm=OPTIMIZER_CLIPNORM),
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate(settings), clipnorm=OPTIMIZER_CLIPNORM,
+                                        use_ema=settings.ema, ema_momentum=settings.ema_momentum),
     )
     return model
+
+
+def learning_rate(settings):
+    """The optimizer's learning rate: constant, or tf.keras's cosine decay over the whole run after a linear
+    warm-up of ``warmup_steps`` (built in, so a snapshot's optimizer saves and loads it)."""
+    if settings.lr_schedule == "constant":
+        return settings.learning_rate
+    total = settings.epochs * settings.steps
+    warmup = min(settings.warmup_steps, total - 1)
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(settings.learning_rate, total, alpha=COSINE_FLOOR)
+    return keras.optimizers.schedules.CosineDecay(
+        settings.learning_rate * WARMUP_START, total - warmup, alpha=COSINE_FLOOR,
+        warmup_target=settings.learning_rate, warmup_steps=warmup)

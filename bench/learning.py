@@ -1,0 +1,160 @@
+"""Benchmark of how fast the detector learns: today's training recipe against
+the new one, on the demo's data, in the same run.
+
+Each contender trains the demo configuration (config.yaml's ``train``
+section) on ``results/voc`` (build it first: ``snakemake --cores 2
+results/voc/splits.json``), with only the recipe changed:
+
+- ``today``: a constant learning rate, no weight averaging (the recipe before
+  the schedule and the average existed);
+- ``new``: config.yaml's recipe (``lr_schedule``, ``warmup_steps``, ``ema``,
+  ``ema_momentum``).
+
+They run one after the other, alternating when ``--repeats`` > 1, each as the
+workflow runs it: the training stage, the best snapshot by validation mAP,
+its conversion and the test split's evaluation, all as commands. Printed: per
+epoch, images seen, CPU-seconds of training so far (the training process's
+own, per epoch, which other load on a shared machine barely changes),
+validation mAP@0.5 and mAP@[.5:.95]; then the test mAP@0.5 and mAP@[.5:.95]
+of the chosen snapshot, and the issue's targets: validation mAP@0.5 >= 0.9
+within 6,000 images, no drop of more than 0.03 between neighbouring epochs
+after first passing 0.8, and at the end test mAP@0.5 >= 0.97 and
+mAP@[.5:.95] >= 0.75.
+
+    .venv/bin/python bench/learning.py [--epochs 20] [--steps 100] [--repeats 1] [--only new]
+"""
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+VOC = REPO / "results" / "voc"
+CONTENDERS = {
+    "today": {"lr_schedule": "constant", "warmup_steps": 0, "ema": False},
+    "new": {},
+}
+EARLY_IMAGES, EARLY_TARGET = 6000, 0.9
+STEADY_FROM, STEADY_DROP = 0.8, 0.03
+TEST_TARGETS = {"mAP": 0.97, "mAP_50_95": 0.75}
+
+
+def cpu_model():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def cpu_seconds_of_children():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def options(settings):
+    """Settings as the training stage's options."""
+    flat = []
+    for key, value in settings.items():
+        flat += [f"--{key.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return flat
+
+
+def run(command, log_path):
+    """CPU-seconds of a command (its own and its children's)."""
+    before = cpu_seconds_of_children()
+    with open(log_path, "w") as log:
+        subprocess.run([sys.executable, "-m", *command], check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    return cpu_seconds_of_children() - before
+
+
+def train_and_test(name, settings, classes, work):
+    """Train one contender and evaluate its best snapshot on the test split: (epoch rows, test metrics, CPU-s)."""
+    work.mkdir(parents=True)
+    started = time.perf_counter()
+    cpu = run(["detflow.train", str(VOC), "--metrics", str(work / "metrics.csv"),
+               "--summary", str(work / "training.json"), "--snapshots", str(work / "snapshots"),
+               "--tensorboard", str(work / "tensorboard"), "--classes", ",".join(classes),
+               "--threads", "2", *options(settings)], work / "train.log")
+    wall = time.perf_counter() - started
+    run(["detflow.best_snapshot", str(work / "training.json"), str(work / "best.json"), str(work / "best.h5"),
+         "--metric", "mAP"], work / "best.log")
+    run(["detflow.convert", str(work / "best.h5"), str(work / "best.json"), str(work / "inference.h5")],
+        work / "convert.log")
+    run(["detflow.evaluate", str(work / "inference.h5"), str(VOC), "test", "--metrics-json",
+         str(work / "test.json"), "--metrics-csv", str(work / "test.csv"), "--pr-curves", str(work / "pr.png"),
+         "--confusion-csv", str(work / "confusion.csv"), "--confusion-png", str(work / "confusion.png"),
+         "--classes", str(VOC / "classes.json")], work / "evaluate.log")
+    with open(work / "metrics.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    best = json.loads((work / "best.json").read_text())
+    print(f"{name}: trained in {wall:.0f} s wall, {cpu:.0f} CPU-seconds (process); best epoch {best['epoch']}",
+          flush=True)
+    return rows, json.loads((work / "test.json").read_text()), cpu
+
+
+def report(name, settings, rows, test, cpu):
+    images_per_epoch = settings["steps"] * settings["batch_size"]
+    print(f"\n{name}: {', '.join(f'{key}={settings[key]}' for key in ('lr_schedule', 'warmup_steps', 'ema'))}"
+          f"{', ema_momentum=' + str(settings['ema_momentum']) if settings['ema'] else ''}")
+    print(f"{'epoch':>5} {'images':>7} {'CPU-s':>7} {'val mAP@0.5':>11} {'val mAP@[.5:.95]':>16}")
+    spent, maps, first_good = 0.0, [], None
+    for row in rows:
+        epoch = int(row["epoch"])
+        spent += float(row["cpu_seconds"])
+        maps.append(float(row["mAP"]))
+        if first_good is None and maps[-1] >= EARLY_TARGET:
+            first_good = epoch * images_per_epoch
+        print(f"{epoch:>5} {epoch * images_per_epoch:>7} {spent:>7.0f} {maps[-1]:>11.4f} "
+              f"{float(row['mAP_50_95']):>16.4f}")
+    passed = next((index for index, value in enumerate(maps) if value >= STEADY_FROM), None)
+    worst_drop = max((maps[index] - maps[index + 1] for index in range(passed, len(maps) - 1)), default=0.0) \
+        if passed is not None else None
+    print(f"test (best snapshot by val mAP): mAP@0.5 {test['mAP']:.4f}, mAP@[.5:.95] {test['mAP_50_95']:.4f}, "
+          f"AP75 {test['AP75']:.4f}; {len(rows) * images_per_epoch} images, {cpu:.0f} CPU-seconds in all")
+    print(f"targets: val mAP@0.5 >= {EARLY_TARGET} within {EARLY_IMAGES} images: "
+          f"{'met' if first_good is not None and first_good <= EARLY_IMAGES else 'NOT met'} "
+          f"(first at {first_good if first_good is not None else 'never'}); "
+          f"largest drop after passing {STEADY_FROM}: "
+          f"{'never passed' if worst_drop is None else f'{worst_drop:.3f}'} (target <= {STEADY_DROP}); "
+          + "; ".join(f"test {key} {test[key]:.3f} (target >= {target})" for key, target in TEST_TARGETS.items()))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=None, help="default: config.yaml's train.epochs")
+    parser.add_argument("--steps", type=int, default=None, help="default: config.yaml's train.steps")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each contender, alternating")
+    parser.add_argument("--only", choices=sorted(CONTENDERS), default=None, help="train one contender only")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="a train setting for the new recipe, e.g. ema_momentum=0.99 (YAML value)")
+    args = parser.parse_args()
+    if not (VOC / "ImageSets" / "Main" / "test.txt").is_file():
+        sys.exit(f"{VOC} is missing: build it with `snakemake --cores 2 results/voc/splits.json`")
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    base = {key: value for key, value in config["train"].items() if key not in ("threads", "mem_mb", "runtime")}
+    base.update({key: value for key, value in (("epochs", args.epochs), ("steps", args.steps)) if value})
+    chosen = {name: {**base, **changes} for name, changes in CONTENDERS.items() if args.only in (None, name)}
+    if "new" in chosen:
+        chosen["new"].update({key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)})
+    print(f"CPU: {cpu_model()}; demo data {VOC}; {base['epochs']} epochs x {base['steps']} steps x batch "
+          f"{base['batch_size']}; the machine may be shared: CPU-seconds are the measure", flush=True)
+    results = {name: [] for name in chosen}
+    with tempfile.TemporaryDirectory() as temporary:
+        for repeat in range(args.repeats):
+            for name, settings in chosen.items():
+                results[name].append(train_and_test(name, settings, config["classes"],
+                                                    Path(temporary) / f"{name}{repeat}"))
+    for name, runs in results.items():
+        for rows, test, cpu in runs:
+            report(name, chosen[name], rows, test, cpu)
+
+
+if __name__ == "__main__":
+    main()
