@@ -83,8 +83,8 @@ def train_and_test(name, settings, classes, work):
                "--tensorboard", str(work / "tensorboard"), "--classes", ",".join(classes),
                "--threads", "2", *options(settings)], work / "train.log")
     wall = time.perf_counter() - started
-    run(["detflow.best_snapshot", str(work / "training.json"), str(work / "best.json"), str(work / "best.h5"),
-         "--metric", "mAP"], work / "best.log")
+    run(["detflow.best_snapshot", str(work / "best.json"), str(work / "best.h5"),
+         "--training", f"{name}={work / 'training.json'}", "--metric", "mAP"], work / "best.log")
     run(["detflow.convert", str(work / "best.h5"), str(work / "best.json"), str(work / "inference.h5")],
         work / "convert.log")
     run(["detflow.evaluate", str(work / "inference.h5"), str(VOC), "test", "--metrics-json",

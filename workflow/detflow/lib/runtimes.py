@@ -88,9 +88,6 @@ def _onnx(path, card, threads):
     if threads:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1  # one image batch at a time: parallelism inside operators only
-    # Idle threads sleep instead of spinning: spinning doubles the CPU time per frame and takes the cores
-    # from the threads that decode, preprocess and draw (measured with bench/runtimes.py).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     _check_signature(path, {output.name: output.shape for output in session.get_outputs()},
                  [item.name for item in session.get_inputs()], card)
