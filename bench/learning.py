@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import yaml
+from machine import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 VOC = REPO / "results" / "voc"
@@ -44,13 +45,6 @@ CONTENDERS = {
 EARLY_IMAGES, EARLY_TARGET = 6000, 0.9
 STEADY_FROM, STEADY_DROP = 0.8, 0.03
 TEST_TARGETS = {"mAP": 0.97, "mAP_50_95": 0.75}
-
-
-def cpu_model():
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def cpu_seconds_of_children():

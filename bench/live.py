@@ -32,6 +32,7 @@ from detflow.lib import retinanet_compat as compat
 from detflow.lib.gesture_events import EventSettings
 from detflow.lib.inference import Detector, load_inference_model
 from detflow.lib.model_card import read_card
+from machine import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,13 +60,6 @@ def measured(function):
     cpu, wall = sum(os.times()[:2]), time.perf_counter()
     result = function()
     return time.perf_counter() - wall, sum(os.times()[:2]) - cpu, result
-
-
-def cpu_model():
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def main():

@@ -21,7 +21,6 @@ the same network cost as a trained one, with detections spread over scores.
 """
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,16 +37,10 @@ from detflow.lib.detection_match import compare
 from detflow.lib.inference import Detector, detect_stream, load_inference_model
 from detflow.lib.model_card import read_card
 from detflow.lib.runtimes import FORMATS, load_exported
+from machine import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = 3.0
-
-
-def cpu_model():
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def demo_frames(folder, config, seconds, classes):

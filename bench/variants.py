@@ -27,19 +27,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 from helpers.workflow import TINY_WORKFLOW, WorkflowCopy  # noqa: E402
+from machine import cpu_model
 
 VARIANTS = {"small": {"threads": 1}, "wider": {"threads": 1, "feature_size": 24}}
 TRAININGS = [f"results/training/{variant}/training.json" for variant in VARIANTS]
 SLURM_RUN = ["--workflow-profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "1",
              "--seconds-between-status-checks", "1"]
 RUN_ID = re.compile(r"SLURM run ID: (\S+)")
-
-
-def cpu_model():
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def seconds(text):
