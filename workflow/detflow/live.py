@@ -206,9 +206,15 @@ class Window:
     """A Tk window showing each annotated frame; q, Esc or closing it ask the run to end."""
 
     def __init__(self, title):
-        import tkinter
+        try:
+            import tkinter
 
-        self.root = tkinter.Tk()
+            self.root = tkinter.Tk()
+        except ImportError:
+            raise InputError("window", "Python's tkinter is not installed (e.g. apt-get install python3-tk); "
+                                       "or run with --no-window") from None
+        except tkinter.TclError as error:
+            raise InputError("window", f"cannot open one on the display ({error}); run with --no-window") from None
         self.root.title(title)
         self.root.protocol("WM_DELETE_WINDOW", self._close)
         for key in ("q", "<Escape>"):
