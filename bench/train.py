@@ -13,8 +13,9 @@ module in its process (tf_keras as ``keras``), nothing else.
 Measured: images/s = epochs x steps x batch size / wall time of the whole
 command (start-up, model building and evaluation included), best of
 ``--repeats`` runs each, alternating; and the same per CPU-second of the
-command, which other load on a shared machine barely moves. Target
-(issue 4): ours >= 0.95x theirs.
+command, which other load on a shared machine barely moves. Target: ours
+>= 1.0x theirs by medians (nothing in our training loop costs more than
+keras-retinanet's own command).
 
     .venv/bin/python bench/train.py [--backbone resnet50] [--epochs 2] [--steps 10] [--batch-size 2] [--repeats 3]
 """
@@ -33,9 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "workflow"))
 sys.path.insert(0, str(REPO / "tests"))
 from detflow.lib.pascal_voc import read_annotation  # noqa: E402
-from training_fixtures import CLASSES, make_voc  # noqa: E402
+from helpers.voc import CLASSES, make_voc  # noqa: E402
 
-TARGET_RATIO = 0.95
+TARGET_RATIO = 1.0  # by medians: nothing in our loop may cost more than keras-retinanet's own
 LIBRARY_COMMAND = "import detflow.lib.retinanet_compat, sys; from keras_retinanet.bin.train import main; main(sys.argv[1:])"
 
 
@@ -125,8 +126,10 @@ def main():
                         ("keras-retinanet", "keras-retinanet (retinanet-train csv)")):
         print(f"{label:38s} {rate[name]:.3f} images/s wall (median {median_rate[name]:.3f}), "
               f"{cpu_rate[name]:.3f} images per CPU-second (best of {args.repeats})")
-    print(f"ratio (wall): {ratio:.3f}x (target >= {TARGET_RATIO}x): {'met' if ratio >= TARGET_RATIO else 'NOT met'}")
-    print(f"ratio of medians (wall): {median_rate['ours'] / median_rate['keras-retinanet']:.3f}x")
+    median_ratio = median_rate["ours"] / median_rate["keras-retinanet"]
+    print(f"ratio of medians (wall): {median_ratio:.3f}x (target >= {TARGET_RATIO}x): "
+          f"{'met' if median_ratio >= TARGET_RATIO else 'NOT met'}")
+    print(f"ratio of the best runs (wall): {ratio:.3f}x")
     print(f"ratio (CPU time, robust to other load on the machine): {cpu_rate['ours'] / cpu_rate['keras-retinanet']:.3f}x")
 
 if __name__ == "__main__":
