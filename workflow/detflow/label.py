@@ -28,11 +28,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
 
 from detflow.lib.annotation_sources import is_zip_source, labelled_image_ids
 from detflow.lib.cli import InputError, run
-from detflow.lib.config import validate_config
+from detflow.lib.config import read_config
 from detflow.lib.files import creating
 from detflow.lib.pascal_voc import read_annotation
 from detflow.lib.media import video_id as safe_id
@@ -45,18 +44,6 @@ CLASSES_FILE = Path("results/labelling/classes.txt")
 DRAFTS_DIR = Path("results/drafts")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VERIFY_HINT = "open it with `python -m detflow.label --drafts`, correct it and press space (Verify Image)"
-
-
-def read_config(path):
-    """The validated workflow config at ``path``, or None when there is no such file."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise InputError(path, f"cannot be read as YAML: {error}") from None
-    return validate_config(config, source=str(path))
 
 
 def default_save_dir(config, config_path):

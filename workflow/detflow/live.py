@@ -33,9 +33,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
 from detflow.lib.cli import InputError, run
+from detflow.lib.config import read_config
 from detflow.lib.drawing import draw_detections, draw_status
 from detflow.lib.gesture_events import EventBuilder, EventSettings, event_counts, write_events
 from detflow.lib.inference import add_model_options, detector_from_options
@@ -359,16 +359,12 @@ def _quiet_opencv():
 
 
 def _config_defaults(path):
-    """Score threshold and event settings from the project's config.yaml (predict.score_threshold and
-    events), or the built-in ones where there is no such file."""
-    path = Path(path)
-    if not path.is_file():
+    """Score threshold and event settings from the project's validated config.yaml (predict.score_threshold
+    and events), or the built-in ones where there is no such file."""
+    config = read_config(path)
+    if config is None:
         return 0.5, EventSettings()
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-        return config["predict"]["score_threshold"], EventSettings.from_config(config["events"])
-    except (yaml.YAMLError, KeyError, TypeError) as error:
-        raise InputError(path, f"no predict.score_threshold and events section to take defaults from ({error})")
+    return config["predict"]["score_threshold"], EventSettings.from_config(config["events"])
 
 
 def main(argv=None):

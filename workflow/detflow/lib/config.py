@@ -128,3 +128,15 @@ def validate_config(config, source="config", project_dir=None):
             "set both videos.dir and annotations.dir for your own data, or neither for the demo",
         )
     return config
+
+
+def read_config(path):
+    """The validated workflow config at ``path``, or None when there is no such file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(path, f"cannot be read as YAML: {error}") from None
+    return validate_config(config, source=str(path))
