@@ -102,6 +102,7 @@ def main():
                     "--feature-size", "256", "--weights", "none", "--learning-rate", "0.001", "--augment", "true",
                     # The recipe's defaults (config.yaml): their cost per step is part of ours.
                     "--lr-schedule", "cosine", "--warmup-steps", "100", "--ema", "true", "--ema-momentum", "0.98",
+                    "--box-loss", "smooth_l1", "--head-norm", "none",
                     "--freeze-backbone", "false", "--patience", "0", "--keep-best", "2", "--seed", "1",
                     "--min-free-mb", "500", *common]
             theirs = [sys.executable, "-c", LIBRARY_COMMAND, *common, "--no-weights", "--lr", "0.001",

@@ -131,7 +131,8 @@ def test_training_never_downloads(tmp_path):
          "--feature-size", "16", "--epochs", "1", "--steps", "1", "--batch-size", "1", "--image-min-side", "96",
          "--image-max-side", "128", "--patience", "0", "--keep-best", "1", "--seed", "1", "--min-free-mb", "0",
          "--learning-rate", "0.001", "--lr-schedule", "constant", "--warmup-steps", "0", "--ema", "false",
-         "--ema-momentum", "0.99", "--augment", "false", "--freeze-backbone", "false"],
+         "--ema-momentum", "0.99", "--box-loss", "smooth_l1", "--head-norm", "none",
+         "--augment", "false", "--freeze-backbone", "false"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: --weights imagenet: training never downloads")

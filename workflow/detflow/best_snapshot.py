@@ -85,6 +85,7 @@ def select_best_snapshot(trainings, metric, best_json, best_snapshot):
         "values": [{"epoch": s + 1, "step": s, "value": v} for s, v in values.items()],
         "backbone": training["backbone"],
         "feature_size": training["feature_size"],
+        "head_norm": training["settings"].get("head_norm", "none"),  # absent from a training.json before the option
         "classes": training["classes"],
         "image_min_side": training["settings"]["image_min_side"],
         "image_max_side": training["settings"]["image_max_side"],

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from detflow.lib import retinanet_compat as compat
+from detflow.lib.box_losses import loading_scope
 from detflow.lib.cli import InputError, parse_bool, run
 from detflow.lib.files import replacing
 from detflow.lib.model_card import ModelCard, embed
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 def load_training_model(snapshot, backbone):
     """A training snapshot loaded with keras_retinanet.models.load_model, or a clear error."""
     try:
-        model = models.load_model(str(snapshot), backbone_name=backbone)
+        with loading_scope():
+            model = models.load_model(str(snapshot), backbone_name=backbone)
     except (OSError, ValueError, TypeError) as error:
         raise InputError(snapshot, f"cannot be loaded as a {backbone} RetinaNet snapshot ({error})")
     try:
@@ -43,7 +45,7 @@ def model_card(best, detection):
     training = {key: best.get(key) for key in ("variant", "training_run", "epoch", "metric", "value", "snapshot")}
     return ModelCard(backbone=best["backbone"], feature_size=best["feature_size"], classes=tuple(classes),
                      image_min_side=best["image_min_side"], image_max_side=best["image_max_side"],
-                     training=training, detection=detection)
+                     training=training, detection=detection, head_norm=best.get("head_norm", "none"))
 
 
 def convert(snapshot, best_json, inference_model, nms=True, nms_threshold=0.5, score_threshold=0.05,

@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from detflow.lib import retinanet_compat as compat
+from detflow.lib.box_losses import BOX_LOSSES, loading_scope
 from detflow.lib.checkpoints import (
     PROGRESS_FILE, Progress, check_disk_space, clear_folders, finished_run, resumable_run, snapshot_size_estimate,
     working_folder_lock,
@@ -62,6 +63,7 @@ from detflow.lib.training_callbacks import (
     TrainingWeightsRestored, write_metrics_csv,
 )
 from detflow.lib.training_data import check_dataset, fingerprint, raise_reading_failure, training_generators
+from detflow.lib.normalized_heads import HEAD_NORMS
 from detflow.lib.training_model import LR_SCHEDULES, new_model
 from detflow.lib.voc_tree import VocTree, read_classes
 
@@ -94,6 +96,8 @@ class Settings:
     warmup_steps: int
     ema: bool
     ema_momentum: float
+    box_loss: str
+    head_norm: str
     image_min_side: int
     image_max_side: int
     augment: bool
@@ -115,7 +119,8 @@ def start_or_resume(voc_dir, class_map, settings, snapshot_dir, tensorboard_dir,
         initial_epoch = len(progress.records)
         snapshot = progress.snapshot_path(initial_epoch)
         try:
-            model = models.load_model(str(snapshot), backbone_name=settings.backbone)
+            with loading_scope():
+                model = models.load_model(str(snapshot), backbone_name=settings.backbone)
         except (OSError, ValueError) as error:
             raise InputError(snapshot, f"cannot be loaded to resume training ({error}); "
                              f"delete {snapshot_dir} to start over")
@@ -304,6 +309,8 @@ def parse_args(argv=None):
     settings.add_argument("--lr-schedule", choices=LR_SCHEDULES, required=True)
     settings.add_argument("--ema", type=parse_bool, required=True)
     settings.add_argument("--ema-momentum", type=float, required=True)
+    settings.add_argument("--box-loss", choices=BOX_LOSSES, required=True)
+    settings.add_argument("--head-norm", choices=HEAD_NORMS, required=True)
     settings.add_argument("--augment", type=parse_bool, required=True)
     settings.add_argument("--freeze-backbone", type=parse_bool, required=True)
     args = parser.parse_args(argv)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from detflow.lib import normalized_heads
 from detflow.lib import retinanet_compat as compat
 from detflow.lib.background import in_background
 from detflow.lib.cli import InputError
@@ -61,12 +62,14 @@ def _weight_shapes(model):
     return {layer.name: [tuple(weight.shape) for weight in layer.weights] for layer in model.layers if layer.weights}
 
 
-def _backbone_difference(model, backbone_name, num_classes, feature_size):
+def _backbone_difference(model, backbone_name, num_classes, feature_size, head_norm):
     """Why ``model`` is not a RetinaNet on ``backbone_name`` (None when it is one), found by
     comparing its layers with a freshly built model of that configuration."""
     with warnings.catch_warnings():  # Keras warns about reusing unseeded initialisers: these weights are never used
         warnings.simplefilter("ignore", UserWarning)
-        expected = _weight_shapes(compat.build_retinanet(backbone_name, num_classes, feature_size))
+        expected = _weight_shapes(compat.build_retinanet(
+            backbone_name, num_classes, feature_size,
+            submodels=normalized_heads.submodels_for(head_norm, num_classes, feature_size)))
     found = _weight_shapes(model)
     missing = [name for name in expected if name not in found]  # in the model's order: backbone first
     reshaped = [name for name in expected if name in found and expected[name] != found[name]]
@@ -114,7 +117,7 @@ def load_inference_model(path, card):
     if classes_out != num_classes:
         raise InputError(path, f"predicts {classes_out} classes, but its description names {num_classes}: "
                                "the description does not belong to this model")
-    difference = _backbone_difference(model, backbone_name, num_classes, feature_size)
+    difference = _backbone_difference(model, backbone_name, num_classes, feature_size, card.head_norm)
     if difference:
         raise InputError(path, f"is not a RetinaNet on backbone {backbone_name}, as its description says: {difference}")
     log.info("model %s: %s backbone, FPN and heads %d wide, classes %s, images %d-%d px", path, backbone_name, width,

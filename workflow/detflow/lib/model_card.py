@@ -38,6 +38,7 @@ class ModelCard:
     image_max_side: int
     training: dict = field(default_factory=dict)  # the variant, run and epoch it comes from
     detection: dict = field(default_factory=dict)  # convert_model's NMS, score threshold, max detections
+    head_norm: str = "none"  # the heads: keras-retinanet's ("none") or group-normalised ("group")
 
     @property
     def class_map(self):

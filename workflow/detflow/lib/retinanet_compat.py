@@ -104,16 +104,17 @@ def retinanet_submodels(num_classes, feature_size, num_anchors=None):
     ]
 
 
-def build_retinanet(backbone_name, num_classes, feature_size=LIBRARY_FEATURE_SIZE, modifier=None):
+def build_retinanet(backbone_name, num_classes, feature_size=LIBRARY_FEATURE_SIZE, modifier=None, submodels=None):
     """A training RetinaNet on ``backbone_name`` whose FPN and heads are ``feature_size`` wide.
 
     With the library's width (256) this is exactly ``backbone(name).retinanet(num_classes)``.
-    ``modifier`` is passed to the backbone (e.g. keras_retinanet.utils.model.freeze).
+    ``modifier`` is passed to the backbone (e.g. keras_retinanet.utils.model.freeze); ``submodels``
+    replaces the library's heads (as its own ``submodels`` argument; default: the library's).
     """
     return backbone(backbone_name).retinanet(
         num_classes,
         modifier=modifier,
-        submodels=retinanet_submodels(num_classes, feature_size),
+        submodels=submodels or retinanet_submodels(num_classes, feature_size),
         create_pyramid_features=functools.partial(_library_pyramid_features, feature_size=feature_size),
     )
 

@@ -1,11 +1,14 @@
 """A training model: keras-retinanet's RetinaNet on a backbone (through the
 compatibility module), its starting weights (none or a file, e.g. the ImageNet
 weights the weights stage fetched, matched by layer name) and the compilation of keras-retinanet's train.py,
-with the learning-rate schedule and weight averaging of tf.keras's optimizers."""
+with the heads (the library's or lib/normalized_heads.py) and box loss (lib/box_losses.py) of config, and the learning-rate schedule and weight averaging of
+tf.keras's optimizers."""
 import logging
 
 from detflow.lib import retinanet_compat as compat
+from detflow.lib.box_losses import box_loss
 from detflow.lib.cli import InputError
+from detflow.lib import normalized_heads
 
 import h5py  # noqa: E402  (the compat module must come before TensorFlow)
 from tensorflow import keras  # noqa: E402
@@ -37,7 +40,9 @@ def check_weights_file(path, model):
 def new_model(settings, num_classes):
     """A fresh training model with its starting weights, compiled as keras-retinanet's train.py does."""
     modifier = freeze if settings.freeze_backbone else None
-    model = compat.build_retinanet(settings.backbone, num_classes, settings.feature_size, modifier=modifier)
+    heads = normalized_heads.submodels_for(settings.head_norm, num_classes, settings.feature_size)
+    model = compat.build_retinanet(settings.backbone, num_classes, settings.feature_size, modifier=modifier,
+                                   submodels=heads)
     weights = settings.weights
     if weights != "none":
         matching = check_weights_file(weights, model)
@@ -47,7 +52,7 @@ def new_model(settings, num_classes):
     else:
         log.info("starting weights: none (training from scratch)")
     model.compile(
-        loss={"regression": losses.smooth_l1(), "classification": losses.focal()},
+        loss={"regression": box_loss(settings.box_loss), "classification": losses.focal()},
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate(settings), clipnorm=OPTIMIZER_CLIPNORM,
                                         use_ema=settings.ema, ema_momentum=settings.ema_momentum),
     )

@@ -1,0 +1,86 @@
+"""Group-normalised heads (detflow.lib.normalized_heads): why they exist (the
+library's heads, trained from scratch, start by passing on a thousandth of
+their input's scale), and that a model built with them trains, resumes,
+converts and detects in a fresh process like the library's."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from detflow.lib import normalized_heads
+from detflow.lib import retinanet_compat as compat
+from detflow.lib.cli import InputError
+
+import tensorflow as tf  # noqa: E402
+
+from helpers.models import BACKBONE, FEATURE_SIZE  # noqa: E402
+from test_train import run_training  # noqa: E402
+
+
+def head_scale(submodels):
+    """Standard deviation of the regression head's last hidden layer over that of P3, in training mode
+    (batch statistics), at initialisation, on random images."""
+    tf.keras.utils.set_random_seed(1)
+    model = compat.build_retinanet(BACKBONE, 2, FEATURE_SIZE, submodels=submodels)
+    images = np.random.RandomState(0).uniform(-100, 100, (2, 96, 128, 3)).astype("float32")
+    pyramid = tf.keras.Model(model.input, model.get_layer("P3").output)(images, training=True)
+    head = model.get_layer("regression_submodel")
+    last = f"pyramid_regression_{normalized_heads.DEPTH - 1}"  # the library's convolution includes its ReLU
+    last_hidden = tf.keras.Model(head.input, head.get_layer(last if submodels is None else f"{last}_relu").output)
+    return float(np.std(last_hidden(pyramid, training=True))) / float(np.std(pyramid))
+
+
+def test_normalised_heads_keep_the_scale_the_library_heads_lose():
+    assert head_scale(None) < 0.01
+    assert head_scale(normalized_heads.submodels(2, 9, FEATURE_SIZE)) > 0.2
+
+
+def test_outputs_and_names_are_the_library_heads(tmp_path):
+    library = compat.build_retinanet(BACKBONE, 2, FEATURE_SIZE)
+    normalised = compat.build_retinanet(BACKBONE, 2, FEATURE_SIZE,
+                                        submodels=normalized_heads.submodels(2, 9, FEATURE_SIZE))
+    assert normalised.output_names == library.output_names == ["regression", "classification"]
+    assert [tuple(output.shape) for output in normalised.outputs] == \
+        [tuple(output.shape) for output in library.outputs]
+
+
+def test_training_with_normalised_heads_resumes_converts_and_detects(voc, tmp_path):
+    """Train, resume, choose, convert as the workflow does; the model describes its heads, and a fresh process
+    loads it through the checked loader predict, evaluate and export use, and runs it."""
+    from detflow import best_snapshot, convert
+
+    work = tmp_path / "work"
+    run_training(voc, work, epochs=1, head_norm="group")
+    summary = run_training(voc, work, epochs=2, head_norm="group")
+    assert summary["resumed_from"]["epoch"] == 1
+    best_snapshot.select_best_snapshot({"default": work / "training.json"}, "loss", tmp_path / "best.json",
+                                       tmp_path / "best.h5")
+    convert.convert(tmp_path / "best.h5", tmp_path / "best.json", tmp_path / "inference.h5")
+    code = ("import sys; from detflow.lib.model_card import read_card; "
+            "from detflow.lib.inference import load_inference_model; import numpy as np; "
+            "card = read_card(sys.argv[1]); model = load_inference_model(sys.argv[1], card); "
+            "boxes, scores, labels = model.predict(np.zeros((1, 96, 128, 3), 'float32'), verbose=0); "
+            "print(card.head_norm, boxes.shape[-1])")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "inference.h5")], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["group", "4"]
+
+
+def test_a_model_whose_heads_differ_from_its_description_is_refused(voc, tmp_path):
+    from detflow.lib.inference import load_inference_model
+    from detflow.lib.model_card import ModelCard
+    from keras_retinanet import models
+
+    model = models.convert_model(compat.build_retinanet(BACKBONE, 2, FEATURE_SIZE))
+    model.save(tmp_path / "inference.h5")
+    card = ModelCard(BACKBONE, FEATURE_SIZE, ("grab", "drop"), 96, 128, head_norm="group")
+    with pytest.raises(InputError, match="as its description says"):
+        load_inference_model(tmp_path / "inference.h5", card)
+
+
+@pytest.mark.parametrize("feature_size,groups", [(16, 2), (64, 8), (256, 32)])
+def test_groups_of_eight_channels(feature_size, groups):
+    model = normalized_heads.submodels(2, 9, feature_size)[0][1]
+    assert model.get_layer("pyramid_regression_0_norm").groups == groups

@@ -1,0 +1,58 @@
+"""RetinaNet heads with group normalisation, for keras-retinanet's ``submodels`` argument.
+
+keras-retinanet's heads are four 3x3 convolutions with ReLU, initialised with
+a standard deviation of 0.01, then the output convolution. Trained from scratch
+(no ImageNet weights), such a stack passes on only a small fraction of its
+input's scale, so the first epochs learn little. Here each of the four
+convolutions is followed by group normalisation (Wu and He, 2018), as FCOS and
+ATSS do in their heads, which keeps every level's activations at unit scale.
+Everything else is the library's: the output convolutions, their
+initialisation (the classification bias at the 0.01 prior), the output shapes
+and the submodel names ``regression`` and ``classification`` that its losses,
+``convert_model`` and evaluation look for.
+"""
+from detflow.lib import retinanet_compat  # noqa: F401  (must come before TensorFlow)
+
+from tensorflow import keras  # noqa: E402
+from keras_retinanet import initializers  # noqa: E402
+from keras_retinanet.utils.anchors import AnchorParameters  # noqa: E402
+
+HEAD_NORMS = ("none", "group")
+CHANNELS_PER_GROUP = 8  # 32 groups at keras-retinanet's width of 256, as FCOS
+PRIOR_PROBABILITY = 0.01  # keras-retinanet's initial foreground probability
+DEPTH = 4  # convolutions before the output convolution, as keras-retinanet
+
+
+def _head(name, feature_size, outputs_per_anchor, num_anchors, bias_initializer):
+    """One head: (batch, height, width, feature_size) -> (batch, anchors, outputs_per_anchor), before activation."""
+    inputs = keras.layers.Input(shape=(None, None, feature_size))
+    normal = keras.initializers.RandomNormal(mean=0.0, stddev=0.01)
+    outputs = inputs
+    for index in range(DEPTH):
+        outputs = keras.layers.Conv2D(feature_size, 3, padding="same", use_bias=False, kernel_initializer=normal,
+                                      name=f"pyramid_{name}_{index}")(outputs)
+        outputs = keras.layers.GroupNormalization(max(1, feature_size // CHANNELS_PER_GROUP),
+                                                  name=f"pyramid_{name}_{index}_norm")(outputs)
+        outputs = keras.layers.Activation("relu", name=f"pyramid_{name}_{index}_relu")(outputs)
+    outputs = keras.layers.Conv2D(num_anchors * outputs_per_anchor, 3, padding="same", kernel_initializer=normal,
+                                  bias_initializer=bias_initializer, name=f"pyramid_{name}")(outputs)
+    outputs = keras.layers.Reshape((-1, outputs_per_anchor), name=f"pyramid_{name}_reshape")(outputs)
+    return inputs, outputs
+
+
+def submodels_for(head_norm, num_classes, feature_size):
+    """The heads config's ``train.head_norm`` names, for the default anchors: None means the library's own."""
+    if head_norm == "none":
+        return None
+    return submodels(num_classes, AnchorParameters.default.num_anchors(), feature_size)
+
+
+def submodels(num_classes, num_anchors, feature_size):
+    """The (name, model) pairs keras-retinanet's ``retinanet(submodels=...)`` takes, normalised."""
+    inputs, regression = _head("regression", feature_size, 4, num_anchors, "zeros")
+    regression_model = keras.Model(inputs, regression, name="regression_submodel")
+    inputs, logits = _head("classification", feature_size, num_classes, num_anchors,
+                           initializers.PriorProbability(probability=PRIOR_PROBABILITY))
+    scores = keras.layers.Activation("sigmoid", name="pyramid_classification_sigmoid")(logits)
+    return [("regression", regression_model), ("classification", keras.Model(inputs, scores,
+                                                                              name="classification_submodel"))]
