@@ -1,14 +1,14 @@
 """Benchmark of how fast the detector learns: today's training recipe against
 the new one, on the demo's data, in the same run.
 
-Each contender trains the demo configuration (config.yaml's ``train``
-section) on ``results/voc`` (build it first: ``snakemake --cores 2
-results/voc/splits.json``), with only the recipe changed:
+Each contender trains the demo's model (config.yaml's ``train`` section) on
+``results/voc`` (build it first: ``snakemake --cores 2 results/voc/splits.json``):
 
-- ``today``: a constant learning rate, no weight averaging (the recipe before
-  the schedule and the average existed);
-- ``new``: config.yaml's recipe (``lr_schedule``, ``warmup_steps``, ``ema``,
-  ``ema_momentum``).
+- ``today``: the recipe and budget before this benchmark existed, pinned: 20
+  epochs x 100 steps, a constant learning rate, no weight averaging,
+  keras-retinanet's heads and smooth L1 box loss;
+- ``new``: config.yaml's recipe and budget (``--epochs``, ``--steps`` and
+  ``--set KEY=VALUE`` change it).
 
 They run one after the other, alternating when ``--repeats`` > 1, each as the
 workflow runs it: the training stage, the best snapshot by validation mAP,
@@ -16,17 +16,19 @@ its conversion and the test split's evaluation, all as commands. Printed: per
 epoch, images seen, CPU-seconds of training so far (the training process's
 own, per epoch, which other load on a shared machine barely changes),
 validation mAP@0.5 and mAP@[.5:.95]; then the test mAP@0.5 and mAP@[.5:.95]
-of the chosen snapshot, and the issue's targets: validation mAP@0.5 >= 0.9
-within 6,000 images, no drop of more than 0.03 between neighbouring epochs
-after first passing 0.8, and at the end test mAP@0.5 >= 0.97 and
-mAP@[.5:.95] >= 0.75.
+of the chosen snapshot, and the targets: validation mAP@0.5 >= 0.9 within
+6,000 images, no drop of more than 0.03 between neighbouring epochs after
+first passing 0.8, at the end test mAP@0.5 >= 0.97 and mAP@[.5:.95] >= 0.75,
+and the new recipe's training CPU-seconds against today's (target: at most
+half).
 
-    .venv/bin/python bench/learning.py [--epochs 20] [--steps 100] [--repeats 1] [--only new]
+    .venv/bin/python bench/learning.py [--epochs E] [--steps S] [--repeats 1] [--only new] [--set KEY=VALUE ...]
 """
 import argparse
 import csv
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,9 +41,12 @@ from machine import cpu_model
 REPO = Path(__file__).resolve().parent.parent
 VOC = REPO / "results" / "voc"
 CONTENDERS = {
-    "today": {"lr_schedule": "constant", "warmup_steps": 0, "ema": False},
+    "today": {"epochs": 20, "steps": 100, "batch_size": 8, "lr_schedule": "constant", "warmup_steps": 0,
+              "ema": False, "box_loss": "smooth_l1", "head_norm": "none"},
     "new": {},
 }
+RECIPE = ("epochs", "steps", "batch_size", "learning_rate", "lr_schedule", "warmup_steps", "ema", "ema_momentum",
+          "box_loss", "head_norm")
 EARLY_IMAGES, EARLY_TARGET = 6000, 0.9
 STEADY_FROM, STEADY_DROP = 0.8, 0.03
 TEST_TARGETS = {"mAP": 0.97, "mAP_50_95": 0.75}
@@ -64,7 +69,10 @@ def run(command, log_path):
     """CPU-seconds of a command (its own and its children's)."""
     before = cpu_seconds_of_children()
     with open(log_path, "w") as log:
-        subprocess.run([sys.executable, "-m", *command], check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        result = subprocess.run([sys.executable, "-m", *command], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    if result.returncode:
+        sys.exit(f"{command[0]} failed (exit {result.returncode}); its log {log_path} ends:\n"
+                 + "\n".join(Path(log_path).read_text().splitlines()[-15:]))
     return cpu_seconds_of_children() - before
 
 
@@ -95,8 +103,7 @@ def train_and_test(name, settings, classes, work):
 
 def report(name, settings, rows, test, cpu):
     images_per_epoch = settings["steps"] * settings["batch_size"]
-    print(f"\n{name}: {', '.join(f'{key}={settings[key]}' for key in ('lr_schedule', 'warmup_steps', 'ema'))}"
-          f"{', ema_momentum=' + str(settings['ema_momentum']) if settings['ema'] else ''}")
+    print(f"\n{name}: {', '.join(f'{key}={settings[key]}' for key in RECIPE)}")
     print(f"{'epoch':>5} {'images':>7} {'CPU-s':>7} {'val mAP@0.5':>11} {'val mAP@[.5:.95]':>16}")
     spent, maps, first_good = 0.0, [], None
     for row in rows:
@@ -132,13 +139,12 @@ def main():
     if not (VOC / "ImageSets" / "Main" / "test.txt").is_file():
         sys.exit(f"{VOC} is missing: build it with `snakemake --cores 2 results/voc/splits.json`")
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    base = {key: value for key, value in config["train"].items() if key not in ("threads", "mem_mb", "runtime")}
-    base.update({key: value for key, value in (("epochs", args.epochs), ("steps", args.steps)) if value})
+    base = {key: value for key, value in config["train"].items() if key not in ("threads", "mem_mb", "runtime", "variants")}
     chosen = {name: {**base, **changes} for name, changes in CONTENDERS.items() if args.only in (None, name)}
     if "new" in chosen:
+        chosen["new"].update({key: value for key, value in (("epochs", args.epochs), ("steps", args.steps)) if value})
         chosen["new"].update({key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)})
-    print(f"CPU: {cpu_model()}; demo data {VOC}; {base['epochs']} epochs x {base['steps']} steps x batch "
-          f"{base['batch_size']}; the machine may be shared: CPU-seconds are the measure", flush=True)
+    print(f"CPU: {cpu_model()}; demo data {VOC}; the machine may be shared: CPU-seconds are the measure", flush=True)
     results = {name: [] for name in chosen}
     with tempfile.TemporaryDirectory() as temporary:
         for repeat in range(args.repeats):
@@ -148,6 +154,10 @@ def main():
     for name, runs in results.items():
         for rows, test, cpu in runs:
             report(name, chosen[name], rows, test, cpu)
+    if len(results) == 2:
+        ratio = statistics.median(run[2] for run in results["new"]) / statistics.median(
+            run[2] for run in results["today"])
+        print(f"\nnew / today training CPU-seconds (medians): {ratio:.2f} (target <= 0.5)")
 
 
 if __name__ == "__main__":
