@@ -73,7 +73,7 @@ def calibrated_model(folder, config, frames):
     return make_inference_model(folder / "inference.h5", images, backbone=train["backbone"],
                                 feature_size=train["feature_size"], classes=tuple(config["classes"]),
                                 image_min_side=train["image_min_side"], image_max_side=train["image_max_side"],
-                                anchors_per_image=2)
+                                anchors_per_image=2, head_norm=train["head_norm"])
 
 
 def timed(function):

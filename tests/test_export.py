@@ -65,6 +65,26 @@ def test_each_runtime_finds_the_keras_models_detections(exported, keras_detectio
         assert differences.matched == sum(map(len, reference)) > 10 * len(reference)
 
 
+def test_group_normalised_heads_export_with_the_same_detections(voc, images, tmp_path):
+    """config.yaml's heads (head_norm: group) go through ONNX opset 17 (no GroupNormalization operator:
+    tf2onnx writes it out) and TFLite with the Keras model's detections."""
+    from helpers.models import make_inference_model
+
+    path = make_inference_model(tmp_path / "inference.h5", sorted((voc / "JPEGImages").glob("train_*.jpg")),
+                                head_norm="group")
+    card = read_card(path)
+    assert card.head_norm == "group"
+    export.main([str(path), str(tmp_path / "export"), "--formats", "onnx,tflite"])
+    detector = inference.Detector(inference.load_inference_model(path, card), card, score_threshold=LOW_THRESHOLD)
+    reference = detections(detector, images[::3], 1)
+    for runtime in ("onnx", "tflite"):
+        loaded = runtimes.load_exported(tmp_path / "export", runtime, threads=2)
+        found = detections(inference.Detector(loaded, card, score_threshold=LOW_THRESHOLD), images[::3], 4)
+        differences = compare(reference, found, LOW_THRESHOLD)
+        assert differences.within_tolerance, f"{runtime}: {differences}"
+        assert differences.matched == sum(map(len, reference)) > 10 * len(reference)
+
+
 def test_the_filter_keeps_what_filter_detections_keeps(model, images):
     """Our NMS after the raw outputs, against keras-retinanet's FilterDetections layer in the same graph."""
     detector = inference.Detector(model, CARD, score_threshold=0.0)

@@ -15,7 +15,7 @@ from detflow.lib.cli import InputError
 import tensorflow as tf  # noqa: E402
 
 from helpers.models import BACKBONE, FEATURE_SIZE  # noqa: E402
-from test_train import run_training  # noqa: E402
+from test_train import metrics_rows, run_training  # noqa: E402
 
 
 def head_scale(submodels):
@@ -68,6 +68,15 @@ def test_training_with_normalised_heads_resumes_converts_and_detects(voc, tmp_pa
     assert result.stdout.split()[-2:] == ["group", "4"]
 
 
+def test_the_same_seed_trains_the_same_model_with_normalised_heads_and_giou(voc, tmp_path):
+    """config.yaml's recipe (group-normalised heads, GIoU) keeps the training stage reproducible."""
+    losses = []
+    for run in ("first", "again"):
+        run_training(voc, tmp_path / run, epochs=2, head_norm="group", box_loss="giou")
+        losses.append([(row["loss"], row["regression_loss"]) for row in metrics_rows(tmp_path / run)])
+    assert losses[0] == losses[1]
+
+
 def test_a_model_whose_heads_differ_from_its_description_is_refused(voc, tmp_path):
     from detflow.lib.inference import load_inference_model
     from detflow.lib.model_card import ModelCard
@@ -84,3 +93,13 @@ def test_a_model_whose_heads_differ_from_its_description_is_refused(voc, tmp_pat
 def test_groups_of_eight_channels(feature_size, groups):
     model = normalized_heads.submodels(2, 9, feature_size)[0][1]
     assert model.get_layer("pyramid_regression_0_norm").groups == groups
+
+
+def test_group_norm_equals_keras_group_normalization():
+    """The plain-operations layer (which TFLite can run at any image size) computes what Keras's does."""
+    inputs = np.random.RandomState(2).normal(3, 2, (2, 5, 7, 16)).astype("float32")
+    ours, theirs = normalized_heads.GroupNorm(4), tf.keras.layers.GroupNormalization(4, epsilon=1e-3)
+    ours.build(inputs.shape), theirs.build(inputs.shape)
+    scale, offset = np.linspace(0.5, 2, 16).astype("float32"), np.linspace(-1, 1, 16).astype("float32")
+    ours.set_weights([scale, offset]), theirs.set_weights([scale, offset])
+    np.testing.assert_allclose(ours(inputs), theirs(inputs), atol=1e-5)

@@ -17,7 +17,7 @@ scores and both classes: what the plumbing needs, not a good detector.
 import cv2
 import numpy as np
 
-from detflow.lib import inference
+from detflow.lib import inference, normalized_heads
 from detflow.lib import retinanet_compat as compat
 from detflow.lib.model_card import ModelCard, embed
 
@@ -87,12 +87,13 @@ def _logits(model, batch):
 
 def make_inference_model(path, image_paths, *, backbone=BACKBONE, feature_size=FEATURE_SIZE, classes=("grab", "drop"),
                          image_min_side=IMAGE_MIN_SIDE, image_max_side=IMAGE_MAX_SIDE, anchors_per_image=16,
-                         seed=0):
+                         seed=0, head_norm="none"):
     """Build, initialise on ``image_paths``, convert and save an inference model at ``path`` with its
     description, as the convert stage does; return ``path``."""
     num_classes = len(classes)
     keras.utils.set_random_seed(seed)
-    model = compat.build_retinanet(backbone, num_classes, feature_size)
+    model = compat.build_retinanet(backbone, num_classes, feature_size,
+                                   submodels=normalized_heads.submodels_for(head_norm, num_classes, feature_size))
     batch = _calibration_batch(compat.backbone(backbone), image_paths, image_min_side, image_max_side)
     normalisations = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in normalisations:  # momentum 0: one training-mode pass sets the moving statistics to the batch's
@@ -103,10 +104,10 @@ def make_inference_model(path, image_paths, *, backbone=BACKBONE, feature_size=F
     head = model.get_layer("classification_submodel")
     random = np.random.default_rng(seed)
     for layer in head.layers:
-        if layer.weights:
-            kernel, bias = layer.get_weights()
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel, *bias = layer.get_weights()
             fan_in = np.prod(kernel.shape[:3])
-            layer.set_weights([random.normal(0, np.sqrt(2 / fan_in), kernel.shape).astype(np.float32), bias])
+            layer.set_weights([random.normal(0, np.sqrt(2 / fan_in), kernel.shape).astype(np.float32), *bias])
     output = head.get_layer("pyramid_classification")
     kernel, bias = output.get_weights()
     scale = 1 / _logits(model, batch).std()  # logits of unit spread ...
@@ -116,7 +117,7 @@ def make_inference_model(path, image_paths, *, backbone=BACKBONE, feature_size=F
     output.set_weights([kernel, bias - top])  # ... shifted so that the top anchors score above 0.5
     models.convert_model(model).save(str(path), save_format="h5", include_optimizer=False)
     embed(path, ModelCard(backbone=backbone, feature_size=feature_size, classes=tuple(classes),
-                          image_min_side=image_min_side, image_max_side=image_max_side,
+                          image_min_side=image_min_side, image_max_side=image_max_side, head_norm=head_norm,
                           training={"training_run": "tests: calibrated, not trained"},
                           detection={"nms": True, "nms_threshold": 0.5, "score_threshold": 0.05,
                                      "max_detections": 300}))

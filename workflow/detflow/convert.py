@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from detflow.lib import retinanet_compat as compat
+from detflow.lib import normalized_heads  # noqa: F401  (registers the layer of its heads, for loading)
 from detflow.lib.box_losses import loading_scope
 from detflow.lib.cli import InputError, parse_bool, run
 from detflow.lib.files import replacing

@@ -12,6 +12,9 @@ epoch). Around it the stage adds what a long run needs:
   ``keep_best`` by each selection metric (validation mAP and training loss,
   ranked as the best-snapshot stage ranks them, so its choice always exists);
 - a per-epoch metrics CSV, rewritten after every epoch;
+- two recipe options through keras-retinanet's own arguments: ``head_norm``
+  (group-normalised heads as ``submodels``, lib/normalized_heads.py) and
+  ``box_loss`` (a GIoU box loss through ``compile``, lib/box_losses.py);
 - the learning-rate schedule (constant, or a linear warm-up then a cosine
   decay over the run's steps) and the exponential moving average of the
   weights (``lr_schedule``, ``warmup_steps``, ``ema``, ``ema_momentum``) are
