@@ -266,8 +266,9 @@ def _train(tree, class_map, metrics_csv, training_json, snapshot_dir, tensorboar
                      tensorboard_dir, fingerprint_)
     model, progress, resumed, generators = start_or_resume(
         tree.root, class_map, settings, snapshot_dir, tensorboard_dir, fingerprint_, generators)
-    log.info("model: %s RetinaNet, FPN and heads %d wide, %d parameters, %d classes %s",
-             settings.backbone, compat.feature_size_of(model), model.count_params(), len(class_map), list(class_map))
+    log.info("model: %s RetinaNet, FPN and heads %d wide (heads' normalisation: %s), %d parameters, %d classes %s; "
+             "box loss %s", settings.backbone, compat.feature_size_of(model), settings.head_norm, model.count_params(),
+             len(class_map), list(class_map), settings.box_loss)
     callbacks = _callbacks(model, generators, progress, settings, list(class_map), metrics_csv, snapshot_dir,
                            tensorboard_dir)
     progress.save()
