@@ -5,7 +5,7 @@ Each contender trains the demo's model (config.yaml's ``train`` section) on
 ``results/voc`` (build it first: ``snakemake --cores 2 results/voc/splits.json``):
 
 - ``today``: the recipe and budget before this benchmark existed, pinned: 20
-  epochs x 100 steps, a constant learning rate, no weight averaging,
+  epochs x 100 steps, a constant learning rate of 0.001, no weight averaging,
   keras-retinanet's heads and smooth L1 box loss;
 - ``new``: config.yaml's recipe and budget (``--epochs``, ``--steps`` and
   ``--set KEY=VALUE`` change it).
@@ -41,8 +41,8 @@ from machine import cpu_model
 REPO = Path(__file__).resolve().parent.parent
 VOC = REPO / "results" / "voc"
 CONTENDERS = {
-    "today": {"epochs": 20, "steps": 100, "batch_size": 8, "lr_schedule": "constant", "warmup_steps": 0,
-              "ema": False, "box_loss": "smooth_l1", "head_norm": "none"},
+    "today": {"epochs": 20, "steps": 100, "batch_size": 8, "learning_rate": 0.001, "lr_schedule": "constant",
+              "warmup_steps": 0, "ema": False, "box_loss": "smooth_l1", "head_norm": "none"},
     "new": {},
 }
 RECIPE = ("epochs", "steps", "batch_size", "learning_rate", "lr_schedule", "warmup_steps", "ema", "ema_momentum",
