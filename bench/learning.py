@@ -139,7 +139,8 @@ def main():
     if not (VOC / "ImageSets" / "Main" / "test.txt").is_file():
         sys.exit(f"{VOC} is missing: build it with `snakemake --cores 2 results/voc/splits.json`")
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    base = {key: value for key, value in config["train"].items() if key not in ("threads", "mem_mb", "runtime", "variants")}
+    base = {key: value for key, value in config["train"].items()
+            if key not in ("threads", "mem_mb", "runtime", "variants")}
     chosen = {name: {**base, **changes} for name, changes in CONTENDERS.items() if args.only in (None, name)}
     if "new" in chosen:
         chosen["new"].update({key: value for key, value in (("epochs", args.epochs), ("steps", args.steps)) if value})

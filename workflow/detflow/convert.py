@@ -14,8 +14,8 @@ import json
 import logging
 from pathlib import Path
 
-from detflow.lib import retinanet_compat as compat
 from detflow.lib import normalized_heads  # noqa: F401  (registers the layer of its heads, for loading)
+from detflow.lib import retinanet_compat as compat
 from detflow.lib.box_losses import loading_scope
 from detflow.lib.cli import InputError, parse_bool, run
 from detflow.lib.files import replacing

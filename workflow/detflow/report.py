@@ -404,7 +404,8 @@ def summary_lines(best, training, splits, metrics, predictions, videos, match=No
         lines.append(f"{split.capitalize()} mAP@{item['iou_threshold']:g}: "
                      f"{_number(item['mAP'], missing='undefined')} ({per_class}; {item['images']} images, "
                      f"{item['boxes']} boxes){_coco_mean(item)}")
-    lines.append(f"Model: variant {best['variant']} of {len(best['variants'])}, {best['backbone']}, FPN and heads {best['feature_size']} wide"
+    lines.append(f"Model: variant {best['variant']} of {len(best['variants'])}, {best['backbone']}, "
+                 f"FPN and heads {best['feature_size']} wide"
                  f"{' (group-normalised heads)' if best.get('head_norm') == 'group' else ''}, images "
                  f"{best['image_min_side']}-{best['image_max_side']} px; epoch {best['epoch']} of "
                  f"{training['epochs_completed']} chosen by {best['metric']} ({best['value']:.4f})")

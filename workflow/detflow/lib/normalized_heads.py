@@ -8,9 +8,9 @@ convolutions is followed by group normalisation (Wu and He, 2018), as FCOS and
 ATSS do in their heads, which keeps every level's activations at unit scale.
 The normalisation is written with TensorFlow's plain operations (``GroupNorm``):
 Keras's own ``GroupNormalization`` weighs its moments by a mask that TFLite
-cannot broadcast at a variable image size. Everything else is the library's: the output convolutions, their
-initialisation (the classification bias at the 0.01 prior), the output shapes
-and the submodel names ``regression`` and ``classification`` that its losses,
+cannot broadcast at a variable image size. Everything else is the library's:
+the output convolutions, their initialisation (the classification bias at the
+0.01 prior), the output shapes and the submodel names ``regression`` and ``classification`` that its losses,
 ``convert_model`` and evaluation look for.
 """
 from detflow.lib import retinanet_compat  # noqa: F401  (must come before TensorFlow)

@@ -1,14 +1,14 @@
 """A training model: keras-retinanet's RetinaNet on a backbone (through the
 compatibility module), its starting weights (none or a file, e.g. the ImageNet
 weights the weights stage fetched, matched by layer name) and the compilation of keras-retinanet's train.py,
-with the heads (the library's or lib/normalized_heads.py) and box loss (lib/box_losses.py) of config, and the learning-rate schedule and weight averaging of
-tf.keras's optimizers."""
+with config's heads (the library's or lib/normalized_heads.py) and box loss (lib/box_losses.py), and the
+learning-rate schedule and weight averaging of tf.keras's optimizers."""
 import logging
 
+from detflow.lib import normalized_heads
 from detflow.lib import retinanet_compat as compat
 from detflow.lib.box_losses import box_loss
 from detflow.lib.cli import InputError
-from detflow.lib import normalized_heads
 
 import h5py  # noqa: E402  (the compat module must come before TensorFlow)
 from tensorflow import keras  # noqa: E402
