@@ -9,6 +9,7 @@ from detflow.lib import box_losses
 from keras_retinanet.utils.anchors import bbox_transform  # noqa: E402
 from keras_retinanet.utils.compute_overlap import compute_overlap  # noqa: E402
 
+from helpers.models import BACKBONE  # noqa: E402
 from test_train import run_training  # noqa: E402
 
 
@@ -65,4 +66,4 @@ def test_training_with_giou_resumes_and_converts(voc, tmp_path):
     summary = run_training(voc, work, epochs=2, box_loss="giou")
     assert summary["resumed_from"]["epoch"] == 1
     snapshot = sorted((work / "snapshots").glob("*.h5"))[-1]
-    assert convert.load_training_model(snapshot, "mobilenet128_0.25").loss["regression"].__name__ == "_giou"
+    assert convert.load_training_model(snapshot, BACKBONE).loss["regression"].__name__ == "_giou"

@@ -36,7 +36,7 @@ def test_normalised_heads_keep_the_scale_the_library_heads_lose():
     assert head_scale(normalized_heads.submodels(2, 9, FEATURE_SIZE)) > 0.2
 
 
-def test_outputs_and_names_are_the_library_heads(tmp_path):
+def test_outputs_and_names_are_the_library_heads():
     library = compat.build_retinanet(BACKBONE, 2, FEATURE_SIZE)
     normalised = compat.build_retinanet(BACKBONE, 2, FEATURE_SIZE,
                                         submodels=normalized_heads.submodels(2, 9, FEATURE_SIZE))
