@@ -15,16 +15,27 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.e
 # Their `python` is the one running Snakemake (e.g. .venv/bin/snakemake without activating .venv); a rule's conda env comes first.
 os.environ.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
 
-from detflow.lib.cli import InputError
+from detflow.lib.cli import InputError, options_of
 from detflow.lib.code_graph import module_files
 from detflow.lib.config import training_variants, validate_config
-from detflow.lib.media import discover_videos, video_id
-from detflow.lib.split_rule import SPLITS, split_of
+from detflow.lib.data.videos import discover_videos, video_id
+from detflow.lib.data.split_rule import SPLITS, split_of
 
 try:
     validate_config(config)
 except InputError as error:
     raise WorkflowError(f"invalid configuration: {error}")
+
+
+# Targets renamed in 0.2, still run under their old names for one release. The workflow sees its targets only
+# once the DAG is built, too late for a note before the jobs, so they are read from the command line.
+RENAMED_TARGETS = {"labelling": "frames_to_label", "prelabel": "drafts"}
+for old_name in sorted(set(sys.argv[1:]) & set(RENAMED_TARGETS)):
+    print(
+        f"note: the target {old_name} is now called {RENAMED_TARGETS[old_name]} "
+        f"(snakemake {RENAMED_TARGETS[old_name]}); {old_name} goes in the next release",
+        file=sys.stderr,
+    )
 
 
 # Seconds of work each: on a cluster they run beside Snakemake instead of waiting in the queue.
@@ -89,16 +100,7 @@ def stage_code(stage):
 
 def cli_options(settings):
     """Config values as command-line options: {"every_nth": 2} -> --every-nth 2."""
-    options = []
-    for key, value in settings.items():
-        if isinstance(value, bool):
-            value = str(value).lower()
-        elif value is None:
-            value = "none"
-        elif isinstance(value, (list, tuple)):
-            value = ",".join(str(item) for item in value)
-        options.append(f"--{key.replace('_', '-')} {shlex.quote(str(value))}")
-    return " ".join(options)
+    return shlex.join(options_of(settings))
 
 
 def video_files(wildcards):
@@ -123,7 +125,7 @@ def annotation_files(wildcards):
     """The annotations as inputs, so that changing them reruns their jobs: the demo's generated
     labels; a .zip export itself (replacing it reruns); or every annotation file of the person's
     folder, as the dataset stage lists them (none when it is missing or unusable: the job says why)."""
-    from detflow.lib.annotation_sources import list_annotations
+    from detflow.lib.data.annotation_sources import list_annotations
 
     if DEMO:
         return "results/demo/annotations"
@@ -238,7 +240,7 @@ def report_pieces():
     ]
 
 
-# What each export format writes into results/export (detflow.lib.runtimes.FILES).
+# What each export format writes into results/export (detflow.lib.model.runtimes.FILES).
 EXPORT_OUTPUTS = {
     "savedmodel": directory("results/export/saved_model"),
     "onnx": "results/export/model.onnx",

@@ -1,5 +1,5 @@
 # Rules of the demo: its videos (workflow/detflow/demo.py) and its labeller, which labels the chosen
-# frames from the videos' ground truth (workflow/detflow/demo_labels.py). Used when videos.dir is null.
+# frames from the videos' ground truth (workflow/detflow/demo_labeller.py). Used when videos.dir is null.
 
 
 rule demo_video:
@@ -28,18 +28,18 @@ rule demo_video:
         " --height {params.height} --classes {params.classes:q} > {log:q} 2>&1"
 
 
-rule demo_labels:
+rule demo_labeller:
     input:
-        code=stage_code("demo_labels"),
+        code=stage_code("demo_labeller"),
         selections=all_selections(),
         truths=expand("results/demo/truth/{video}.csv", video=sorted(VIDEOS)),
         frames=all_frame_dirs(),
     output:
         annotations=directory("results/demo/annotations"),
     log:
-        "logs/demo_labels.log",
+        "logs/demo_labeller.log",
     conda:
         "../envs/video.yaml"
     shell:
-        "python -m detflow.demo_labels {output.annotations:q} --selections {input.selections:q}"
+        "python -m detflow.demo_labeller {output.annotations:q} --selections {input.selections:q}"
         " --truths {input.truths:q} --frame-dirs {input.frames:q} > {log:q} 2>&1"

@@ -41,8 +41,8 @@ def model_path(voc, tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(model_path):
     """That model, loaded and checked against its description as the stages load it."""
-    from detflow.lib import inference
-    from detflow.lib.model_card import read_card
+    from detflow.lib.inference import detector as inference
+    from detflow.lib.model.card import read_card
 
     return inference.load_inference_model(model_path, read_card(model_path))
 

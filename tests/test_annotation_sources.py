@@ -47,12 +47,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers.media import file_hashes, write_image
 
-from detflow.lib.annotation_sources import image_id, labelled_image_ids, list_annotations, read_annotations
-from detflow.lib.cli import InputError
 from detflow.dataset import build_dataset
-from detflow.lib.pascal_voc import read_annotation
+from detflow.lib.cli import InputError
+from detflow.lib.data.annotation_sources import image_id, labelled_image_ids, list_annotations, read_annotations
+from detflow.lib.data.pascal_voc import read_annotation
+from helpers.config import config_options
+from helpers.media import file_hashes, write_image
 
 DATA = Path(__file__).resolve().parent / "data"
 CLASSES = ["grab", "drop", "lâcher"]
@@ -273,7 +274,8 @@ def test_a_bad_zip_member_stops_with_one_line_naming_it(tmp_path):
         archive.writestr("Annotations/ghost.xml", (DATA / "anylabeling" / "demo_00_000012.xml").read_bytes())
     frame_dirs = frames(tmp_path, "demo_00_000010")
     command = [sys.executable, "-m", "detflow.dataset", str(source), str(tmp_path / "voc"), "--images",
-               *map(str, frame_dirs), "--classes", "grab,drop", "--on-error", "stop"]
+               *map(str, frame_dirs), "--classes", "grab,drop",
+               *config_options("dataset", "classes_from", "boxes_outside"), "--on-error", "stop"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"error: {source}/Annotations/ghost.xml: no image named ghost.jpg" in result.stderr

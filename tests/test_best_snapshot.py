@@ -7,12 +7,10 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 
-from detflow.lib import retinanet_compat  # noqa: F401  (tf.keras as Keras 2, before TensorFlow)
 from detflow.best_snapshot import select_best_snapshot
 from detflow.lib.cli import InputError
-
-import tensorflow as tf  # noqa: E402
 
 PATTERN = "resnet50_pascal_{epoch:02d}.h5"
 

@@ -10,11 +10,11 @@ import shlex
 import jsonschema
 import pytest
 import yaml
-from helpers.workflow import REPO, TINY_DEMO, TINY_WORKFLOW
 from lxml import etree
 
 from detflow.lib.cli import InputError
 from detflow.lib.config import SCHEMA_PATH, class_name_problem, training_variants, validate_config
+from helpers.workflow import REPO, TINY_DEMO, TINY_WORKFLOW
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,6 @@ def test_class_with_a_space_travels_to_the_voc_tree(workflow_copy):
     split_ids = (results / "voc/ImageSets/Main/train.txt").read_text().split()
     assert split_ids and all(" " not in image_id for image_id in split_ids)
 
-    from detflow.lib import retinanet_compat  # noqa: F401  (before keras-retinanet)
     from keras_retinanet.preprocessing.pascal_voc import PascalVocGenerator
 
     generator = PascalVocGenerator(str(results / "voc"), "train", classes={"thumbs up": 0, "drop": 1},
@@ -230,7 +229,7 @@ def test_ap_of_a_class_with_a_space_round_trips_through_tensorboard(tmp_path):
     """Training logs `AP_thumbs up`; TensorBoard keeps the tag as written and the report reads it back."""
     import tensorflow as tf
 
-    from detflow.lib.tensorboard_logs import read_scalars
+    from detflow.lib.training.tensorboard_logs import read_scalars
 
     with tf.summary.create_file_writer(str(tmp_path)).as_default():
         tf.summary.scalar("epoch_AP_thumbs up", 0.5, step=0)

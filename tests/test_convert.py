@@ -8,39 +8,38 @@ import sys
 import pytest
 
 from detflow import convert
-from detflow import train as training
 from detflow.lib.cli import InputError
-from detflow.lib.model_card import ModelCard, read_card
-from detflow.lib.training_model import new_model
-
-from helpers.models import TINY_SETTINGS  # noqa: E402
-from helpers.voc import CLASSES, make_voc  # noqa: E402
+from detflow.lib.model.card import ModelCard, read_card
+from detflow.lib.training.model import new_model
+from detflow.lib.training.settings import Settings
+from helpers.config import CONFIG
+from helpers.models import TINY_SETTINGS
+from helpers.voc import CLASSES, make_voc
 
 BACKBONE = "mobilenet128_0.25"
 
-# Run in a fresh process, as the prediction stage will: only the compat module and keras-retinanet.
+# Run in a fresh process, as the prediction stage will: keras-retinanet through detflow.lib.model.retinanet.
 PREDICT = """
 import json, sys
-from detflow.lib import retinanet_compat
-from keras_retinanet import models
+from detflow.lib.model import retinanet
 from keras_retinanet.utils.image import read_image_bgr, resize_image
 
 path, backbone, image_path = sys.argv[1:]
-model = models.load_model(path, backbone_name=backbone)
+model = retinanet.load_model(path, backbone)
 raw = read_image_bgr(image_path)
-image, scale = resize_image(models.backbone(backbone).preprocess_image(raw), min_side=96, max_side=128)
+image, scale = resize_image(retinanet.backbone(backbone).preprocess_image(raw), min_side=96, max_side=128)
 boxes, scores, labels = model.predict_on_batch(image[None])[:3]
 print(json.dumps({
     "image": raw.shape[:2], "boxes": (boxes[0] / scale).tolist(), "scores": scores[0].tolist(),
     "labels": labels[0].tolist(), "filter": model.get_layer("filtered_detections").get_config(),
-    "feature_size": retinanet_compat.feature_size_of(model),
+    "feature_size": retinanet.feature_size_of(model),
 }))
 """
 
 
 def write_snapshot(tmp_path, feature_size):
     """A snapshot as the training stage writes it (compiled training model, .h5) and its best.json."""
-    settings = training.Settings(**{**TINY_SETTINGS, "backbone": BACKBONE, "feature_size": feature_size})
+    settings = Settings(**{**TINY_SETTINGS, "backbone": BACKBONE, "feature_size": feature_size})
     model = new_model(settings, num_classes=2)
     snapshot = tmp_path / f"{BACKBONE}_pascal_01.h5"
     model.save(snapshot, save_format="h5")
@@ -92,7 +91,7 @@ def test_a_corrupt_snapshot_is_a_clear_error(tmp_path):
     best = tmp_path / "best.json"
     best.write_text(json.dumps(best_json(16)))
     with pytest.raises(InputError, match=f"cannot be loaded as a {BACKBONE} RetinaNet snapshot") as error:
-        convert.convert(snapshot, best, tmp_path / "inference.h5")
+        convert.convert(snapshot, best, tmp_path / "inference.h5", **CONFIG["convert"])
     assert error.value.where == str(snapshot)
     assert not (tmp_path / "inference.h5").exists()
 
@@ -101,12 +100,12 @@ def test_a_width_other_than_best_json_says_is_refused(tmp_path):
     snapshot, best = write_snapshot(tmp_path, 16)
     best.write_text(json.dumps(best_json(64)))
     with pytest.raises(InputError, match="has 16-wide FPN and heads, but .* says 64"):
-        convert.convert(snapshot, best, tmp_path / "inference.h5")
+        convert.convert(snapshot, best, tmp_path / "inference.h5", **CONFIG["convert"])
 
 
 def test_an_inference_model_is_not_a_snapshot(tmp_path):
     snapshot, best = write_snapshot(tmp_path, 16)
     inference = tmp_path / "inference.h5"
-    convert.convert(snapshot, best, inference)
+    convert.convert(snapshot, best, inference, **CONFIG["convert"])
     with pytest.raises(InputError, match="Input is not a training model"):
-        convert.convert(inference, best, tmp_path / "again.h5")
+        convert.convert(inference, best, tmp_path / "again.h5", **CONFIG["convert"])

@@ -8,7 +8,6 @@ import pytest
 
 from detflow.dataset import build_dataset
 from detflow.lib.cli import InputError
-
 from helpers.media import truncated_copy
 from helpers.models import settings_options
 from helpers.voc import CLASSES, labelled_videos, make_voc

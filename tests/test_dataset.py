@@ -11,13 +11,14 @@ import sys
 import zipfile
 
 import pytest
-from helpers.media import file_hashes, noise_frames, write_image, write_video
-from helpers.voc import annotate, extract_plums, labelled_videos
 from lxml import etree
 
-from detflow.lib.cli import InputError
 from detflow.dataset import build_dataset
-from detflow.lib.pascal_voc import read_annotation
+from detflow.lib.cli import InputError
+from detflow.lib.data.pascal_voc import read_annotation
+from helpers.config import config_options
+from helpers.media import file_hashes, noise_frames, write_image, write_video
+from helpers.voc import annotate, extract_plums, labelled_videos
 
 CLASSES = ["grab", "drop", "lâcher"]
 SIZE = (96, 72)  # width, height of the zoo's images: its boxes (partly_out, all_out, ...) are placed for it
@@ -280,7 +281,7 @@ def test_plums_from_someone_elses_machine_go_through_cleanly(plums, tmp_path):
 def test_cli_reports_one_line_without_traceback(tmp_path):
     annotations, frames = write_zoo(tmp_path, ("good", "ghost"))
     command = [sys.executable, "-m", "detflow.dataset", str(annotations), str(tmp_path / "voc"), "--images", str(frames),
-               "--classes", "grab,drop", "--on-error", "stop"]
+               "--classes", "grab,drop", *config_options("dataset", "classes_from", "boxes_outside"), "--on-error", "stop"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"error: {annotations / 'ghost.xml'}: no image named ghost.jpg" in result.stderr
@@ -309,7 +310,7 @@ def test_rerun_only_what_changed(workflow_copy, tmp_path):
     report = json.loads((workflow_copy.root / "results/voc/validation.json").read_text())
     assert report["used"] == 5 and report["not_yet_labelled"] == 1
     command = (workflow_copy.root / "results/labelling/labelimg.txt").read_text().strip()
-    assert command.startswith("python -m detflow.label ") and [r["fix"] for r in report["problems"]] == [command]
+    assert command.startswith("detflow label ") and [r["fix"] for r in report["problems"]] == [command]
     assert workflow_copy.dry_run_jobs("results/voc/splits.json") == {}
 
     edited = annotations / f"{selected[0]}.xml"

@@ -7,21 +7,15 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from helpers.media import decoded_frames
 
-from detflow.lib.cli import InputError
-from detflow.demo import (
-    _hand_transform,
-    draw_hand,
-    generate_video,
-    hand_shape,
-    poses_for_classes,
-)
-from detflow.demo_labels import write_demo_labels
-from detflow.lib.gesture_truth import read_truth
+from detflow.demo import _hand_transform, draw_hand, generate_video, hand_shape, poses_for_classes
+from detflow.demo_labeller import write_demo_labels
 from detflow.frames import extract_frames
-from detflow.labelling import select_frames
-from detflow.lib.pascal_voc import read_annotation
+from detflow.frames_to_label import select_frames
+from detflow.lib.cli import InputError
+from detflow.lib.data.gesture_truth import read_truth
+from detflow.lib.data.pascal_voc import read_annotation
+from helpers.media import EVERY_FRAME, decoded_frames
 
 SMALL = {"seconds": 3, "fps": 10, "width": 160, "height": 120}
 
@@ -135,7 +129,7 @@ def test_demo_labels_are_voc_files_of_the_chosen_frames(tmp_path):
     for index in (0, 1):
         video, truth = make_demo(tmp_path / "videos", index)
         frame_dir = tmp_path / "frames" / video.stem
-        extract_frames([video], frame_dir, tmp_path / "frames" / f"{video.stem}.csv", every_nth=2)
+        extract_frames([video], frame_dir, tmp_path / "frames" / f"{video.stem}.csv", **{**EVERY_FRAME, "every_nth": 2})
         selection = tmp_path / "selected" / f"{video.stem}.csv"
         select_frames(tmp_path / "frames" / f"{video.stem}.csv", frame_dir, selection, frames_per_video=5)
         selections.append(selection), truths.append(truth), frame_dirs.append(frame_dir)

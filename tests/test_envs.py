@@ -13,9 +13,8 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from helpers.workflow import REPO, workflow_rules
-
 from detflow.lib.code_graph import third_party_imports
+from helpers.workflow import REPO, workflow_rules
 
 ENVS = REPO / "envs"
 ENV_FILES = sorted(ENVS.glob("*.yaml"))

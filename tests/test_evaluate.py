@@ -10,18 +10,18 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from helpers.models import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE
-from helpers.voc import CLASSES, make_voc
+from keras_retinanet.utils import eval as retinanet_eval
+from keras_retinanet.utils.colors import label_color
 
 from detflow import evaluate
-from detflow.lib import inference
-from detflow.lib import retinanet_compat as compat
-from detflow.lib.voc_tree import VocTree
-from detflow.lib.pascal_voc import read_annotation, write_annotation
-from detflow.prelabel import voc_objects
-
-from keras_retinanet.utils import eval as retinanet_eval  # noqa: E402  (after detflow, which imports the compat module)
-from keras_retinanet.utils.colors import label_color  # noqa: E402
+from detflow.drafts import voc_objects
+from detflow.lib.data.pascal_voc import read_annotation, write_annotation
+from detflow.lib.data.voc_tree import VocTree
+from detflow.lib.inference import detector as inference
+from detflow.lib.model import retinanet
+from helpers.config import config_options
+from helpers.models import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE
+from helpers.voc import CLASSES, make_voc
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def voc(tmp_path_factory):
 def val_generator(root):
     return evaluate.ReadableVocGenerator(str(root), "val", classes=CLASSES, image_min_side=IMAGE_MIN_SIDE,
                                          image_max_side=IMAGE_MAX_SIDE, shuffle_groups=False,
-                                         preprocess_image=compat.backbone(BACKBONE).preprocess_image)
+                                         preprocess_image=retinanet.backbone(BACKBONE).preprocess_image)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,8 @@ def test_command_line_writes_every_output(voc, model_path, tmp_path):
          str(out / "metrics.json"), "--metrics-csv", str(out / "metrics.csv"), "--pr-curves", str(out / "pr.png"),
          "--confusion-csv", str(out / "confusion.csv"), "--confusion-png", str(out / "confusion.png"),
          "--classes", str(voc / "classes.json"), "--backbone", BACKBONE, "--feature-size", str(FEATURE_SIZE),
-         "--image-min-side", str(IMAGE_MIN_SIDE), "--image-max-side", str(IMAGE_MAX_SIDE), "--threads", "1"],
+         "--image-min-side", str(IMAGE_MIN_SIDE), "--image-max-side", str(IMAGE_MAX_SIDE), "--threads", "1",
+         *config_options("evaluate")],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())

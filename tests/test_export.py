@@ -1,6 +1,6 @@
 """Exported models: the export stage writes SavedModel, ONNX and TFLite beside the model's
 description; each, loaded by its own runtime (TensorFlow, onnxruntime, TFLite interpreter), finds
-the Keras model's detections as detflow.lib.detection_match defines them; predict runs them with
+the Keras model's detections as detflow.lib.metrics.detection_match defines them; predict runs them with
 --runtime; bad input (description missing or foreign, runtime not installed, unknown runtime or
 format) is refused in one line."""
 import json
@@ -10,15 +10,17 @@ import sys
 
 import numpy as np
 import pytest
-from helpers.models import CARD
 
 from detflow import export, predict
-from detflow.lib import inference, runtimes
 from detflow.lib.cli import InputError
-from detflow.lib.detection_filter import filter_detections
-from detflow.lib.detection_match import SCORE_TOLERANCE, compare, compare_image
-from detflow.lib.inference import Detection
-from detflow.lib.model_card import read_card
+from detflow.lib.inference import detector as inference
+from detflow.lib.inference.detector import Detection
+from detflow.lib.metrics.detection_match import SCORE_TOLERANCE, compare, compare_image
+from detflow.lib.model import runtimes
+from detflow.lib.model.card import read_card
+from detflow.lib.model.detection_filter import filter_detections
+from helpers.config import CONFIG, config_options
+from helpers.models import CARD
 
 LOW_THRESHOLD = 0.05  # the model's own floor: hundreds of boxes per image, the hardest comparison
 
@@ -106,7 +108,8 @@ def test_the_filter_keeps_what_filter_detections_keeps(model, images):
 def test_predict_runs_the_onnx_model(exported, model, voc, images, tmp_path):
     predict.main(["images", str(exported), str(voc), "val", "--out-dir", str(tmp_path / "images"), "--csv",
                   str(tmp_path / "d.csv"), "--json", str(tmp_path / "d.json"), "--runtime", "onnx",
-                  "--classes", str(voc / "classes.json"), "--threads", "2", "--score-threshold", "0.5"])
+                  "--classes", str(voc / "classes.json"), "--threads", "2", "--score-threshold", "0.5",
+                  *config_options("predict", "batch_size")])
     content = json.loads((tmp_path / "d.json").read_text())
     val = [(key, path) for key, path in images if key in {image["image"] for image in content["images"]}]
     reference = detections(inference.Detector(model, CARD, score_threshold=0.5), val, 8)
@@ -122,7 +125,8 @@ def test_a_missing_description_is_one_line_from_the_command_line(exported, voc, 
     result = subprocess.run(
         [sys.executable, "-m", "detflow.predict", "images", str(alone / "model.onnx"), str(voc), "val", "--out-dir",
          str(tmp_path / "o"), "--csv", str(tmp_path / "d.csv"), "--json", str(tmp_path / "d.json"),
-         "--runtime", "onnx"], capture_output=True, text=True)
+         "--runtime", "onnx", *config_options("predict", "score_threshold", "batch_size")], capture_output=True,
+        text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {alone / 'model.onnx'}: has no description beside it (model.json is missing: the export stage "
@@ -148,7 +152,7 @@ def test_a_runtime_that_is_not_installed_is_named(exported, monkeypatch):
 def test_a_converter_that_is_not_installed_is_named_before_any_work(model_path, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tf2onnx", None)
     with pytest.raises(InputError, match="format onnx: needs tf2onnx, which is not installed"):
-        export.export(model_path, tmp_path / "out", ["onnx"])
+        export.export(model_path, tmp_path / "out", ["onnx"], opset=CONFIG["export"]["opset"])
     assert not (tmp_path / "out").exists()
 
 
@@ -156,10 +160,10 @@ def test_unknown_runtime_and_format_are_refused(exported, model_path, tmp_path, 
     with pytest.raises(InputError, match="unknown runtime 'torch': one of keras, tf, onnx, tflite"):
         runtimes.load_exported(exported, "torch")
     with pytest.raises(InputError, match="formats are savedmodel, onnx, tflite"):
-        export.export(model_path, tmp_path, ["pt"])
+        export.export(model_path, tmp_path, ["pt"], opset=CONFIG["export"]["opset"])
     with pytest.raises(SystemExit):
         predict.main(["images", str(exported), "voc", "val", "--out-dir", "o", "--csv", "c", "--json", "j",
-                      "--runtime", "torch"])
+                      "--runtime", "torch", *config_options("predict", "score_threshold", "batch_size")])
     assert "invalid choice: 'torch'" in capsys.readouterr().err
 
 

@@ -6,19 +6,13 @@ import sys
 
 import cv2
 import pytest
+
+from detflow.frames import extract_frames
+from detflow.lib.cli import InputError, options_of
 from helpers.media import (
-    decoded_frames,
-    file_hashes,
-    not_a_video,
-    pattern_frame,
-    plums_video,
-    truncated_copy,
-    write_video,
+    EVERY_FRAME, decoded_frames, file_hashes, not_a_video, pattern_frame, plums_video, truncated_copy, write_video,
     zero_frame_video,
 )
-
-from detflow.lib.cli import InputError
-from detflow.frames import extract_frames
 
 
 def manifest_rows(path):
@@ -36,7 +30,7 @@ def folder_bytes(folder):
 
 def run_extract(tmp_path, video, **options):
     out_dir, manifest = tmp_path / "frames" / "out", tmp_path / "frames" / "out.csv"
-    count = extract_frames([video], out_dir, manifest, **options)
+    count = extract_frames([video], out_dir, manifest, **{**EVERY_FRAME, **options})
     return out_dir, manifest, count
 
 
@@ -153,7 +147,7 @@ def test_bad_video_is_refused_by_name_and_left_unchanged(tmp_path, case):
 def test_two_files_with_one_name_are_refused_naming_both(tmp_path):
     first, second = write_video(tmp_path / "in" / "take.avi", 5), write_video(tmp_path / "in" / "take.mp4", 5)
     with pytest.raises(InputError) as error:
-        extract_frames([first, second], tmp_path / "out", tmp_path / "out.csv")
+        extract_frames([first, second], tmp_path / "out", tmp_path / "out.csv", **EVERY_FRAME)
     assert str(first) in str(error.value) and str(second) in str(error.value)
     assert "same name apart from its extension" in error.value.reason
 
@@ -161,7 +155,7 @@ def test_two_files_with_one_name_are_refused_naming_both(tmp_path):
 def test_two_names_with_one_safe_name_are_refused(tmp_path):
     first, second = write_video(tmp_path / "in" / "a b.mp4", 5), write_video(tmp_path / "in" / "a_b.mp4", 5)
     with pytest.raises(InputError) as error:
-        extract_frames([first, second], tmp_path / "out", tmp_path / "out.csv")
+        extract_frames([first, second], tmp_path / "out", tmp_path / "out.csv", **EVERY_FRAME)
     assert error.value.where == str(first)
     assert f"{second} has a name that differs only in characters" in error.value.reason
     assert "'a_b'" in error.value.reason
@@ -175,7 +169,8 @@ def test_time_range_without_frames_is_refused(tmp_path, clip):
 def test_command_line_error_is_one_line_without_traceback(tmp_path):
     video = not_a_video(tmp_path / """my clip; $HOME 'single' "double" été.mp4""")
     result = subprocess.run([sys.executable, "-m", "detflow.frames", str(video), "--out-dir", str(tmp_path / "out"),
-                             "--manifest", str(tmp_path / "out.csv")], capture_output=True, text=True)
+                             "--manifest", str(tmp_path / "out.csv"), *options_of(EVERY_FRAME)], capture_output=True,
+                            text=True)
     assert result.returncode == 1
     assert f"error: {video}: not a video OpenCV can read" in result.stderr
     assert "Traceback" not in result.stderr
@@ -184,8 +179,8 @@ def test_command_line_error_is_one_line_without_traceback(tmp_path):
 def test_command_line_names_frames_by_the_safe_video_id(tmp_path):
     video = write_video(tmp_path / "in" / """my clip; $HOME 'single' "double" été.mp4""", 6)
     result = subprocess.run([sys.executable, "-m", "detflow.frames", str(video), "--out-dir", str(tmp_path / "out"),
-                             "--manifest", str(tmp_path / "out.csv"), "--every-nth", "2", "--skip-duplicates",
-                             "false", "--max-frames", "none"], capture_output=True, text=True)
+                             "--manifest", str(tmp_path / "out.csv"), *options_of({**EVERY_FRAME, "every_nth": 2})],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
         f"my_clip_HOME_single_double_été_{index:06d}.jpg" for index in (0, 2, 4)]

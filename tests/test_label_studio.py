@@ -30,14 +30,14 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from helpers.media import file_hashes
-from helpers.workflow import REPO
 from lxml import etree
 
 from detflow import label_studio
-from detflow.lib.cli import InputError
 from detflow.dataset import build_dataset
-from detflow.lib.pascal_voc import read_annotation
+from detflow.lib.cli import InputError
+from detflow.lib.data.pascal_voc import read_annotation
+from helpers.media import file_hashes
+from helpers.workflow import REPO
 
 SCRIPTS = REPO / "scripts" / "label_studio"
 VENV = Path(os.environ.get("DETFLOW_LABEL_STUDIO_VENV", REPO / ".venv-label-studio"))
@@ -210,7 +210,7 @@ def test_every_problem_is_one_line_then_exit_1_without_a_traceback(tmp_path):
 @pytest.mark.parametrize("content, reason", [
     (None, "cannot be read: No such file or directory"),
     ("[{", "is not JSON"),
-    ('[{"data": {"img": "x.jpg"}}]', "is not a tasks file of `python -m detflow.label_studio tasks`"),
+    ('[{"data": {"img": "x.jpg"}}]', "is not a tasks file of `detflow label-studio tasks`"),
 ])
 def test_push_refuses_a_file_that_is_not_our_tasks_before_calling_the_server(tmp_path, content, reason):
     tasks = tmp_path / "tasks.json"

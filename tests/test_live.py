@@ -11,26 +11,24 @@ import subprocess
 import sys
 import time
 
-import cv2
 import pytest
 
+from detflow import live
+from detflow.lib.cli import InputError
+from detflow.lib.inference.events import EVENT_COLUMNS, EventSettings
 from helpers.desktop import screenshot
 from helpers.media import decoded_frames, write_video
 from helpers.workflow import REPO
 
-from detflow import live
-from detflow.lib.cli import InputError
-from detflow.lib.gesture_events import EVENT_COLUMNS, EventSettings
-
 FPS = 15
-SETTINGS = EventSettings(min_frames=2, max_gap=2, track_iou=0.3)
+SETTINGS = EventSettings(min_frames=2, max_gap=2, track_iou=0.3, merge_iou=0.5)
 ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
 def detector(model_path):
+    from detflow.lib.inference.detector import Detector, load_inference_model
     from helpers.models import CARD
-    from detflow.lib.inference import Detector, load_inference_model
 
     return Detector(load_inference_model(model_path, CARD), CARD, score_threshold=0.5)
 

@@ -5,7 +5,7 @@ import zipfile
 import pytest
 from lxml import etree
 
-from detflow.lib.pascal_voc import ERROR, WARNING, read_annotation, write_annotation
+from detflow.lib.data.pascal_voc import ERROR, WARNING, read_annotation, write_annotation
 
 OBJECT = "<object><name>{name}</name><pose>Unspecified</pose>{flags}<bndbox>{box}</bndbox></object>"
 FLAGS = "<truncated>0</truncated><difficult>0</difficult>"

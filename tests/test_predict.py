@@ -12,23 +12,21 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from helpers.media import decoded_frames, truncated_copy, write_video
-from helpers.models import (
-    BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, detector, make_inference_model,
-)
-from helpers.voc import CLASSES, make_voc
+from keras_retinanet import models
+from keras_retinanet.utils.colors import label_color
+from keras_retinanet.utils.image import preprocess_image, read_image_bgr, resize_image
 
 from detflow import predict
-from detflow.lib import inference
-from detflow.lib import retinanet_compat as compat
 from detflow.lib.cli import InputError
-from detflow.lib.drawing import draw_detections
-from detflow.lib.gesture_events import EventSettings
-from detflow.lib.model_card import embed, read_card
-
-from keras_retinanet import models  # noqa: E402  (after detflow, which imports the compat module first)
-from keras_retinanet.utils.colors import label_color  # noqa: E402
-from keras_retinanet.utils.image import preprocess_image, read_image_bgr, resize_image  # noqa: E402
+from detflow.lib.inference import detector as inference
+from detflow.lib.inference.drawing import draw_detections
+from detflow.lib.inference.events import EventSettings
+from detflow.lib.model import retinanet
+from detflow.lib.model.card import embed, read_card
+from helpers.config import BATCH, EVENTS, config_options
+from helpers.media import decoded_frames, truncated_copy, write_video
+from helpers.models import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE, detector, make_inference_model
+from helpers.voc import CLASSES, make_voc
 
 NAMES = {label: name for name, label in CLASSES.items()}
 
@@ -45,7 +43,7 @@ def voc(tmp_path_factory):
 def reference_detections(model, image, score_threshold=0.5):
     """keras-retinanet's own inference calls on one BGR image, as in its example:
     preprocess_image (the backbone's mode), resize_image, predict_on_batch, boxes / scale."""
-    assert compat.backbone(BACKBONE).preprocess_image(image[:2, :2]).tolist() == \
+    assert retinanet.backbone(BACKBONE).preprocess_image(image[:2, :2]).tolist() == \
         preprocess_image(image[:2, :2], mode="tf").tolist()  # MobileNet's mode
     network_input = preprocess_image(image, mode="tf")
     network_input, scale = resize_image(network_input, min_side=IMAGE_MIN_SIDE, max_side=IMAGE_MAX_SIDE)
@@ -107,7 +105,7 @@ def test_split_detections_match_keras_retinanet_reference_calls(model, voc, tmp_
 def test_video_detections_match_reference_frame_by_frame(model, tmp_path):
     video = write_video(tmp_path / "in" / "my take (1).avi", 20, fps=10)
     content = predict.predict_video(detector(model), [video], tmp_path / "out.mp4", tmp_path / "out.csv",
-                                    tmp_path / "out.json", stride=3, batch_size=4)
+                                    tmp_path / "out.json", event_settings=EVENTS, stride=3, batch_size=4)
     frames = decoded_frames(video)
     assert [frame["frame_index"] for frame in content["frames"]] == list(range(0, 20, 3))
     assert [frame["timestamp_s"] for frame in content["frames"]] == pytest.approx([i / 10 for i in range(0, 20, 3)])
@@ -126,10 +124,11 @@ def test_video_detections_match_reference_frame_by_frame(model, tmp_path):
 
 def test_a_video_s_gesture_events_are_made_of_its_detections(model, tmp_path):
     video = write_video(tmp_path / "take.mp4", 20, fps=10)
-    settings = EventSettings(min_frames=2, max_gap=1, track_iou=0.3)
+    settings = EventSettings(min_frames=2, max_gap=1, track_iou=0.3, merge_iou=0.5)
     content = predict.predict_video(detector(model), [video], tmp_path / "out.mp4", tmp_path / "out.csv",
                                     tmp_path / "out.json", events_csv=tmp_path / "e.csv",
-                                    events_json=tmp_path / "e.json", event_settings=settings)
+                                    events_json=tmp_path / "e.json", event_settings=settings, stride=1,
+                                    batch_size=BATCH)
     events = json.loads((tmp_path / "e.json").read_text())["events"]
     assert len(read_rows(tmp_path / "e.csv")) == len(events) == sum(content["events"].values()) > 0
     assert content["event_settings"] == vars(settings)
@@ -160,7 +159,7 @@ def test_boxes_and_captions_in_class_colours():
 
 
 def save_model(path, backbone=BACKBONE, feature_size=FEATURE_SIZE, num_classes=2, convert=True):
-    model = compat.build_retinanet(backbone, num_classes, feature_size)
+    model = retinanet.build_retinanet(backbone, num_classes, feature_size)
     (models.convert_model(model) if convert else model).save(str(path), save_format="h5")
     return path
 
@@ -197,7 +196,8 @@ def test_command_line_names_the_model_and_the_reason(voc, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "detflow.predict", "images", str(wrong), str(voc), "val", "--out-dir", str(tmp_path / "o"),
          "--csv", str(tmp_path / "d.csv"), "--json", str(tmp_path / "d.json"), "--classes", str(voc / "classes.json"),
-         "--backbone", BACKBONE, "--feature-size", str(FEATURE_SIZE), "--threads", "1"],
+         "--backbone", BACKBONE, "--feature-size", str(FEATURE_SIZE), "--threads", "1",
+         *config_options("predict", "score_threshold", "batch_size")],
         capture_output=True, text=True)
     assert result.returncode == 1
     assert f"error: {wrong}: its FPN and heads are 24 channels wide, but its description says 16" in result.stderr
@@ -240,7 +240,7 @@ def test_video_that_ends_early_is_annotated_up_to_its_end(model, tmp_path, caplo
     cut = truncated_copy(whole, tmp_path / "cut.avi", 0.5)
     with caplog.at_level(logging.WARNING, logger="detflow.predict"):
         content = predict.predict_video(detector(model), [cut], tmp_path / "cut.mp4", tmp_path / "cut.csv",
-                                        tmp_path / "cut.json", stride=2)
+                                        tmp_path / "cut.json", event_settings=EVENTS, stride=2, batch_size=BATCH)
     assert content["frames_declared"] == 40 and 5 < content["frames_decoded"] < 30
     assert not content["complete"]
     assert content["frames_predicted"] == len(range(0, content["frames_decoded"], 2))
@@ -248,7 +248,8 @@ def test_video_that_ends_early_is_annotated_up_to_its_end(model, tmp_path, caplo
     assert any("decoding stopped at frame" in message for message in caplog.messages)
     with pytest.raises(InputError, match="not a video OpenCV can read"):
         predict.predict_video(detector(model), [truncated_copy(write_video(tmp_path / "w.mp4", 10), tmp_path / "c.mp4")],
-                              tmp_path / "c_out.mp4", tmp_path / "c.csv", tmp_path / "c.json")
+                              tmp_path / "c_out.mp4", tmp_path / "c.csv", tmp_path / "c.json", event_settings=EVENTS,
+                              stride=1, batch_size=BATCH)
 
 
 def test_nothing_detected_anywhere_still_writes_every_output(model, voc, tmp_path):
@@ -259,7 +260,7 @@ def test_nothing_detected_anywhere_still_writes_every_output(model, voc, tmp_pat
     assert len(list((tmp_path / "split" / "images").glob("*.jpg"))) == 10
     video = write_video(tmp_path / "clip.avi", 6)
     clip = predict.predict_video(detector(model, 1.0), [video], tmp_path / "clip.mp4", tmp_path / "clip.csv",
-                                 tmp_path / "clip.json")
+                                 tmp_path / "clip.json", event_settings=EVENTS, stride=1, batch_size=BATCH)
     assert clip["frames_with_detections"] == 0 and clip["frames_predicted"] == 6
     assert len(decoded_frames(tmp_path / "clip.mp4")) == 6
 
@@ -289,7 +290,7 @@ def predict_command(model, voc, tmp_path, *options):
     return subprocess.run(
         [sys.executable, "-m", "detflow.predict", "images", str(model), str(voc), "val", "--out-dir",
          str(tmp_path / "o"), "--csv", str(tmp_path / "d.csv"), "--json", str(tmp_path / "d.json"), "--threads", "1",
-         *options], capture_output=True, text=True)
+         *config_options("predict", "score_threshold", "batch_size"), *options], capture_output=True, text=True)
 
 
 def test_the_model_says_how_it_sees_images_so_predicting_by_hand_needs_no_model_options(model, model_path, voc,
@@ -300,7 +301,7 @@ def test_the_model_says_how_it_sees_images_so_predicting_by_hand_needs_no_model_
     assert result.returncode == 0, result.stderr
     by_hand = json.loads((tmp_path / "d.json").read_text())
     expected = predict.predict_split(detector(model), voc, "val", tmp_path / "again", tmp_path / "a.csv",
-                                     tmp_path / "a.json")
+                                     tmp_path / "a.json", batch_size=BATCH)
     assert by_hand["images"] == expected["images"] and by_hand["classes"] == list(CLASSES)
     card = read_card(model_path)
     assert (card.backbone, card.feature_size, card.image_min_side, card.image_max_side, card.classes) == (

@@ -9,12 +9,12 @@ import sys
 
 import cv2
 import pytest
-from helpers.media import file_hashes, truncated_copy
-from helpers.workflow import WorkflowCopy
 
 from detflow.frames import extract_frames
-from detflow.lib.cli import InputError
-from detflow.lib.media import MAX_ID_BYTES, video_id
+from detflow.lib.cli import InputError, options_of
+from detflow.lib.data.videos import MAX_ID_BYTES, video_id
+from helpers.media import EVERY_FRAME, file_hashes, truncated_copy
+from helpers.workflow import WorkflowCopy
 
 TEST_SOURCE = "testsrc=size=160x120:rate=30:duration=2"
 # Frames 0-9, then every third one: 26 frames of 2 s, 33 to 100 ms apart.
@@ -51,12 +51,13 @@ def manifest_rows(path):
 
 def extract(tmp_path, video, **options):
     out_dir, manifest = tmp_path / "frames" / "out", tmp_path / "frames" / "out.csv"
-    return out_dir, manifest, extract_frames([video], out_dir, manifest, **options)
+    return out_dir, manifest, extract_frames([video], out_dir, manifest, **{**EVERY_FRAME, **options})
 
 
 def command_line(video, tmp_path, *options):
     return subprocess.run([sys.executable, "-m", "detflow.frames", str(video), "--out-dir", str(tmp_path / "out"),
-                           "--manifest", str(tmp_path / "out.csv"), *options], capture_output=True, text=True)
+                           "--manifest", str(tmp_path / "out.csv"), *options_of(EVERY_FRAME), *options],
+                          capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("extension", [".mp4", ".mkv"])
@@ -191,13 +192,13 @@ def test_predicting_a_variable_frame_rate_video_times_it_as_extraction_does_and_
         tmp_path, ffmpeg, model):
     """The prediction stage judges a video's end as the frames stage does: by its timestamps, so a
     Matroska file whose declared frame count is an estimate is complete."""
-    from helpers.models import detector
-
     from detflow import predict
+    from helpers.config import BATCH, EVENTS
+    from helpers.models import detector
 
     video = make(ffmpeg, tmp_path / "in" / "phone.mkv", *VARIABLE_RATE, *H264)
     content = predict.predict_video(detector(model), [video], tmp_path / "out.mp4", tmp_path / "out.csv",
-                                    tmp_path / "out.json")
+                                    tmp_path / "out.json", event_settings=EVENTS, stride=1, batch_size=BATCH)
     assert content["complete"] and content["frames_decoded"] == content["frames_predicted"] == 26
     _, manifest, _ = extract(tmp_path, video)
     assert [frame["timestamp_s"] for frame in content["frames"]] == [

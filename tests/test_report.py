@@ -8,18 +8,18 @@ import re
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
+from keras_retinanet.utils.colors import label_color
+
+from detflow import evaluate, predict, report
+from detflow.best_snapshot import select_best_snapshot
+from detflow.dataset import build_dataset
+from detflow.lib.inference import detector as inference
+from detflow.splits import make_splits
+from helpers.config import BATCH, EVENTS
 from helpers.media import write_video
 from helpers.models import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE
 from helpers.voc import CLASSES, annotate, make_frames, make_voc
-
-from detflow import evaluate, predict, report
-from detflow.lib import inference
-from detflow.best_snapshot import select_best_snapshot
-from detflow.dataset import build_dataset
-from detflow.splits import make_splits
-
-import tensorflow as tf  # noqa: E402  (after detflow, which imports the compat module first)
-from keras_retinanet.utils.colors import label_color  # noqa: E402
 
 LOGGED = {"epoch_loss": [3.1, 2.2, 1.7, 1.5, 1.6], "epoch_mAP": [0.05, 0.31, 0.62, 0.58, 0.49],  # best: epoch 3
           "epoch_regression_loss": [2.0, 1.5, 1.2, 1.1, 1.2], "epoch_classification_loss": [1.1, 0.7, 0.5, 0.4, 0.4],
@@ -85,9 +85,10 @@ def outputs(voc, model, tmp_path_factory):
         detector = inference.Detector(model, CARD, score_threshold=threshold)
         for split in ("val", "test"):
             out = root / name / "predictions" / split
-            predict.predict_split(detector, voc, split, out / "images", out / "detections.csv", out / "detections.json")
+            predict.predict_split(detector, voc, split, out / "images", out / "detections.csv", out / "detections.json",
+                                  batch_size=BATCH)
         predict.predict_video(detector, [video], root / name / "take.mp4", root / name / "take.csv",
-                              root / name / "take.json")
+                              root / name / "take.json", event_settings=EVENTS, stride=1, batch_size=BATCH)
     for split in ("val", "test"):
         metrics, curves = evaluate.evaluate_split(model, CARD, voc, split)
         (root / "evaluation" / split).mkdir(parents=True)

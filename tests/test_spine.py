@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.media import (
-    file_hashes,
-    not_a_video,
-    truncated_copy,
-    write_video,
-    zero_frame_video,
-)
+
+from helpers.media import file_hashes, not_a_video, truncated_copy, write_video, zero_frame_video
 from helpers.workflow import REPO, TINY_DEMO, WorkflowCopy
 
 FRAMES_PER_VIDEO = 4
@@ -55,7 +50,7 @@ def demo_run(tmp_path_factory):
     """The tiny demo run up to the labelling folder: (folder, saved copy, Snakemake's output)."""
     workflow = WorkflowCopy(tmp_path_factory.mktemp("demo") / "run" / "project")
     workflow.set_config(demo=TINY_DEMO, labelling={"frames_per_video": FRAMES_PER_VIDEO})
-    output = workflow.snakemake("labelling").stdout
+    output = workflow.snakemake("frames_to_label").stdout
     return (*keep_pristine(workflow), output)
 
 
@@ -73,7 +68,7 @@ def videos_run(tmp_path_factory):
         write_video(folder / "videos" / name, 16)
     workflow = WorkflowCopy(folder / "project")
     own_videos(workflow, folder / "videos")
-    workflow.snakemake("labelling")
+    workflow.snakemake("frames_to_label")
     return keep_pristine(workflow)
 
 
@@ -117,59 +112,66 @@ def test_demo_runs_to_the_labelling_folder(demo, demo_run):
     assert len(images) == 3 * FRAMES_PER_VIDEO and labels == images
     assert (root / "results/labelling/classes.txt").read_text() == "grab\ndrop\n"
     command = (root / "results/labelling/labelimg.txt").read_text().strip()
-    assert command == (f"python -m detflow.label --images {root}/results/labelling/images "
-                       f"--classes {root}/results/labelling/classes.txt --save-dir {root}/results/demo/annotations")
-    assert command in output  # printed for the person who runs `snakemake labelling`
-    assert (root / "logs/labelling_folder.log").is_file() and (root / "logs/demo_labels.log").is_file()
+    # Relative to the project folder: the command still works in a moved or copied project.
+    assert command == ("detflow label --images results/labelling/images --classes results/labelling/classes.txt "
+                       "--save-dir results/demo/annotations")
+    assert command in output  # printed for the person who runs `snakemake frames_to_label`
+    assert (root / "logs/labelling_folder.log").is_file() and (root / "logs/demo_labeller.log").is_file()
 
 
 def test_nothing_reruns_after_a_run(demo):
-    assert demo.dry_run_jobs("labelling") == {}
+    assert demo.dry_run_jobs("frames_to_label") == {}
 
 
-ALL_VIDEO_JOBS = {"extract_frames": 3, "select_frames": 3, "labelling_folder": 1, "demo_labels": 1, "labelling": 1}
+@pytest.mark.parametrize("old, new", [("labelling", "frames_to_label"), ("prelabel", "drafts")])
+def test_an_old_target_name_still_runs_and_says_the_new_one(demo, old, new):
+    output = demo.snakemake("-n", old, check=False).stdout
+    assert f"note: the target {old} is now called {new} (snakemake {new})" in output
+
+
+ALL_VIDEO_JOBS = {"extract_frames": 3, "select_frames": 3, "labelling_folder": 1, "demo_labeller": 1, "frames_to_label": 1}
 
 
 @pytest.mark.parametrize("section, change, expected", [
     ("labelling", {"frames_per_video": 3},
-     {"select_frames": 3, "labelling_folder": 1, "demo_labels": 1, "labelling": 1}),
+     {"select_frames": 3, "labelling_folder": 1, "demo_labeller": 1, "frames_to_label": 1}),
     ("frames", {"jpeg_quality": 80}, ALL_VIDEO_JOBS),
     ("demo", {"seed": 6}, {"demo_video": 3, **ALL_VIDEO_JOBS}),
 ])
 def test_changed_parameters_rerun_their_stage_and_what_follows(demo, section, change, expected):
     demo.set_config(**{section: change})
-    assert demo.dry_run_jobs("labelling") == expected
+    assert demo.dry_run_jobs("frames_to_label") == expected
 
 
 @pytest.mark.parametrize("module, expected", [
-    ("labelling", {"select_frames": 3, "labelling_folder": 1, "demo_labels": 1, "labelling": 1}),
+    ("frames_to_label", {"select_frames": 3, "labelling_folder": 1, "demo_labeller": 1, "frames_to_label": 1}),
     ("frames", ALL_VIDEO_JOBS),
     ("demo", {"demo_video": 3, **ALL_VIDEO_JOBS}),
     # library modules: the jobs whose stage imports them (directly or not), and what follows
-    ("lib/pascal_voc", {"demo_labels": 1, "labelling": 1}),
-    ("lib/media", ALL_VIDEO_JOBS),
-    ("lib/gesture_truth", {"demo_video": 3, **ALL_VIDEO_JOBS}),
+    ("lib/data/pascal_voc", {"demo_labeller": 1, "frames_to_label": 1}),
+    ("lib/data/videos", ALL_VIDEO_JOBS),
+    ("lib/data/gesture_truth", {"demo_video": 3, **ALL_VIDEO_JOBS}),
     ("lib/cli", {"demo_video": 3, **ALL_VIDEO_JOBS}),
 ])
 def test_changed_code_reruns_its_stage_and_what_follows(demo, module, expected):
     source = demo.root / "workflow" / "detflow" / f"{module}.py"
     source.write_text(source.read_text() + "\n# edited\n")
-    assert demo.dry_run_jobs("labelling") == expected
+    assert demo.dry_run_jobs("frames_to_label") == expected
 
 
 def test_adding_demo_videos_makes_only_the_new_ones(demo):
     demo.set_config(demo={"videos": 4})
-    assert demo.dry_run_jobs("labelling") == {
-        "demo_video": 1, "extract_frames": 1, "select_frames": 1, "labelling_folder": 1, "demo_labels": 1,
-        "labelling": 1}
+    assert demo.dry_run_jobs("frames_to_label") == {
+        "demo_video": 1, "extract_frames": 1, "select_frames": 1, "labelling_folder": 1, "demo_labeller": 1,
+        "frames_to_label": 1}
 
 
 def test_adding_a_video_extracts_only_that_video(videos):
     write_video(Path(videos.config["videos"]["dir"]) / "third.mkv", 16)
-    assert videos.dry_run_jobs("labelling") == {
-        "extract_frames": 1, "select_frames": 1, "labelling_folder": 1, "labelling": 1}
+    assert videos.dry_run_jobs("frames_to_label") == {
+        "extract_frames": 1, "select_frames": 1, "labelling_folder": 1, "frames_to_label": 1}
     old_frames = {path: path.stat().st_mtime_ns for path in (videos.root / "results/frames/first").glob("*.jpg")}
-    videos.snakemake("labelling")
+    videos.snakemake("frames_to_label")
     assert len(list((videos.root / "results/frames/third").glob("*.jpg"))) == 8
     assert {path: path.stat().st_mtime_ns for path in (videos.root / "results/frames/first").glob("*.jpg")} == old_frames
     assert len(list((videos.root / "results/labelling/images").glob("*.jpg"))) == 3 * FRAMES_PER_VIDEO
@@ -177,21 +179,21 @@ def test_adding_a_video_extracts_only_that_video(videos):
 
 def test_touching_one_video_reruns_only_its_stages(videos):
     video = Path(videos.config["videos"]["dir"]) / "second.mp4"
-    only_second = {"extract_frames": 1, "select_frames": 1, "labelling_folder": 1, "labelling": 1}
+    only_second = {"extract_frames": 1, "select_frames": 1, "labelling_folder": 1, "frames_to_label": 1}
     video.touch()
     # Snakemake checksums inputs under 1 MB and sees this one unchanged; real videos are larger.
-    assert videos.dry_run_jobs("labelling") == {}
-    assert videos.dry_run_jobs("--max-checksum-file-size", "0", "labelling") == only_second
+    assert videos.dry_run_jobs("frames_to_label") == {}
+    assert videos.dry_run_jobs("--max-checksum-file-size", "0", "frames_to_label") == only_second
     write_video(video, 20)  # a new take under the same name
-    assert videos.dry_run_jobs("labelling") == only_second
-    output = videos.snakemake("labelling").stdout
+    assert videos.dry_run_jobs("frames_to_label") == only_second
+    output = videos.snakemake("frames_to_label").stdout
     assert "logs/extract_frames/second.log" in output and "logs/extract_frames/first.log" not in output
     assert len(list((videos.root / "results/frames/second").glob("*.jpg"))) == 10
 
 
 def test_labelimg_command_saves_into_the_persons_folder(videos):
     command = (videos.root / "results/labelling/labelimg.txt").read_text().split()
-    assert command[:3] == ["python", "-m", "detflow.label"] and command[-2] == "--save-dir"
+    assert command[:2] == ["detflow", "label"] and command[-2] == "--save-dir"
     assert Path(command[-1]) == Path(videos.config["annotations"]["dir"]).resolve()
 
 
@@ -207,7 +209,7 @@ def test_bad_videos_fail_alone_with_the_file_and_reason(workflow_root):
     before = file_hashes(folder)
     workflow = WorkflowCopy(workflow_root)
     own_videos(workflow, folder)
-    result = workflow.snakemake("--keep-going", "labelling", check=False)
+    result = workflow.snakemake("--keep-going", "frames_to_label", check=False)
     assert result.returncode != 0
     assert "Traceback" not in result.stdout
     results = workflow.root / "results"
@@ -234,7 +236,7 @@ def test_empty_video_folder_stops_at_start_up(workflow_root):
     (workflow_root.parent / "videos").mkdir(parents=True)
     workflow = WorkflowCopy(workflow_root)
     own_videos(workflow, workflow_root.parent / "videos")
-    result = workflow.snakemake("-n", "labelling", check=False)
+    result = workflow.snakemake("-n", "frames_to_label", check=False)
     assert result.returncode != 0
     assert f"{workflow_root.parent / 'videos'}: no videos in this folder" in result.stdout
     assert "Traceback" not in result.stdout
@@ -250,6 +252,6 @@ def test_empty_video_folder_stops_at_start_up(workflow_root):
 def test_bad_settings_are_named_at_start_up(workflow_root, section, change, key):
     workflow = WorkflowCopy(workflow_root)
     workflow.set_config(**{section: change})
-    result = workflow.snakemake("-n", "labelling", check=False)
+    result = workflow.snakemake("-n", "frames_to_label", check=False)
     assert result.returncode != 0
     assert f"invalid configuration: config: {key}:" in result.stdout

@@ -8,12 +8,13 @@ import sys
 import warnings
 
 import pytest
-from helpers.voc import extract_plums, labelled_videos
 
-from detflow.lib.cli import InputError
 from detflow.dataset import build_dataset
-from detflow.lib.split_rule import unit_hash
+from detflow.lib.cli import InputError
+from detflow.lib.data.split_rule import unit_hash
 from detflow.splits import LIST_FILES, imbalance, make_splits, split_of
+from helpers.config import config_options
+from helpers.voc import extract_plums, labelled_videos
 
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 VIDEOS = [f"session {n:02d}" for n in range(12)]  # names with spaces: ids are made safe by the frame stage
@@ -180,14 +181,13 @@ def test_cli_writes_the_lists(tmp_path):
                              "--group-by", "video"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads((voc / "splits.json").read_text())["fractions"] == {"train": 0.5, "val": 0.25, "test": 0.25}
-    bad = subprocess.run([sys.executable, "-m", "detflow.splits", str(voc / "missing.csv"), str(voc / "classes.json"), str(voc)],
-                         capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "detflow.splits", str(voc / "missing.csv"), str(voc / "classes.json"),
+                          str(voc), *config_options("split")], capture_output=True, text=True)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
 
 
 def load_every_split(voc):
     """Each split through keras-retinanet's PascalVocGenerator: annotations, images and one batch of targets."""
-    import detflow.lib.retinanet_compat  # noqa: F401  (tf_keras as keras before keras_retinanet is imported)
     from keras_retinanet.preprocessing.pascal_voc import PascalVocGenerator
 
     classes = json.loads((voc / "classes.json").read_text())

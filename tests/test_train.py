@@ -20,15 +20,15 @@ import numpy as np
 import pytest
 
 from detflow import train as training
-from detflow.lib.checkpoints import Progress
 from detflow.lib.cli import InputError
-
-from helpers.models import SNAPSHOT, TINY_SETTINGS, TINY_TRAIN, logged_scalars, settings_options  # noqa: E402
-from helpers.voc import CLASSES, make_voc  # noqa: E402
+from detflow.lib.training.checkpoints import Progress
+from detflow.lib.training.settings import Settings
+from helpers.models import SNAPSHOT, TINY_SETTINGS, TINY_TRAIN, logged_scalars, settings_options
+from helpers.voc import CLASSES, make_voc
 
 
 def run_training(voc_dir, work, classes=tuple(CLASSES), **overrides):
-    settings = training.Settings(**{**TINY_SETTINGS, **TINY_TRAIN, **overrides})
+    settings = Settings(**{**TINY_SETTINGS, **TINY_TRAIN, **overrides})
     return training.train(voc_dir, work / "metrics.csv", work / "training.json", work / "snapshots",
                           work / "tensorboard", settings, classes=list(classes), device="CPU (test)")
 

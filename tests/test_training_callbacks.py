@@ -1,10 +1,9 @@
 """The weight average at epoch ends (tf.keras's optimizer EMA): validation and snapshots see the average,
 training goes on from its own weights. A tiny dense model: the callbacks, not RetinaNet, are under test."""
 import numpy as np
+import tf_keras as keras
 
-from detflow.lib.training_callbacks import AveragedWeights, TrainingWeightsRestored
-
-import tf_keras as keras  # noqa: E402  (after detflow, which imports the compat module)
+from detflow.lib.training.callbacks import AveragedWeights, TrainingWeightsRestored
 
 
 class Probe(keras.callbacks.Callback):

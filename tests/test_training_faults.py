@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from detflow import train as training
-from detflow.lib.checkpoints import LOCK_FILE, working_folder_lock
 from detflow.lib.cli import InputError
-
+from detflow.lib.training.checkpoints import LOCK_FILE, working_folder_lock
+from detflow.lib.training.settings import Settings
 from helpers.models import TINY_SETTINGS, settings_options
 from helpers.voc import CLASSES, make_voc
 
@@ -103,7 +103,7 @@ def test_a_second_training_started_while_one_runs_stops_naming_its_pid(voc, tmp_
         wait_for(lambda: lock_holder(work / "snapshots"), "the first training to hold the lock")
         with pytest.raises(InputError) as error:
             training.train(voc, work / "metrics.csv", work / "training.json", work / "snapshots",
-                           work / "tensorboard", training.Settings(**{**TINY_SETTINGS, "epochs": 1000, "steps": 50}),
+                           work / "tensorboard", Settings(**{**TINY_SETTINGS, "epochs": 1000, "steps": 50}),
                            classes=list(CLASSES))
         assert error.value.where == str(work / "snapshots")
         assert error.value.reason.startswith(f"another training is using this folder (PID {first.pid} on ")

@@ -13,6 +13,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+
 from helpers.workflow import TINY_DEMO, TINY_WORKFLOW, workflow_rules
 
 BACKBONE = "mobilenet128_0.25"
@@ -117,11 +118,11 @@ def test_the_default_address_is_keras_retinanets_own(workflow_copy):
     workflow_copy.set_config(demo=TINY_DEMO, train={**TINY_WORKFLOW["train"], "weights": "imagenet"})
     plan = workflow_copy.snakemake("-n", "-p", TARGET).stdout
     assert f"python -m detflow.weights {BACKBONE} {TARGET} --attempts 4" in plan  # no --base-url
-    from detflow.lib import retinanet_compat
+    from detflow.lib.model import retinanet
 
-    assert retinanet_compat.imagenet_weights_source(BACKBONE) == (
+    assert retinanet.imagenet_weights_source(BACKBONE) == (
         LIBRARY_FILE, f"https://github.com/fchollet/deep-learning-models/releases/download/v0.6/{LIBRARY_FILE}", None)
-    assert retinanet_compat.imagenet_weights_source("resnet50")[2] == "3e9f4e4f77bbe2c9bec13b53ee1c2319"  # md5
+    assert retinanet.imagenet_weights_source("resnet50")[2] == "3e9f4e4f77bbe2c9bec13b53ee1c2319"  # md5
 
 
 def test_training_never_downloads(tmp_path):

@@ -7,11 +7,11 @@ import json
 import re
 
 import pytest
-from helpers.models import SNAPSHOT, TINY_TRAIN, logged_scalars
-from helpers.workflow import TINY_WORKFLOW
 from tensorboard.backend.event_processing import plugin_event_multiplexer
 
-from detflow.lib.model_card import read_card
+from detflow.lib.model.card import read_card
+from helpers.models import SNAPSHOT, TINY_TRAIN, logged_scalars
+from helpers.workflow import TINY_WORKFLOW
 
 # From the demo's videos to the inference model: 4 videos of 3 s, every frame extracted, 12 labelled per video.
 DEMO_TO_MODEL = dict(
@@ -114,7 +114,7 @@ def test_a_test_videos_label_edit_reruns_evaluation_not_training(workflow_copy, 
     videos and labels, editing a box of the test video reruns the dataset, the splits and the test
     evaluation, not training; editing a box of a training video retrains. Shown with snakemake -n."""
     from detflow.demo import generate_video
-    from detflow.demo_labels import write_demo_labels
+    from detflow.demo_labeller import write_demo_labels
 
     videos, truths, labels = tmp_path / "videos", tmp_path / "truth", tmp_path / "labels"
     names = [f"take_{index}" for index in range(4)]

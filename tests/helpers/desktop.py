@@ -7,7 +7,7 @@ import subprocess
 
 import cv2
 
-from detflow.lib.labelimg_compat import QT_SYSTEM_PACKAGES, missing_qt_library
+from detflow.lib.labelling.labelimg_adapter import QT_SYSTEM_PACKAGES, missing_qt_library
 
 DESKTOP_TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool", "import": "imagemagick"}
 

@@ -9,6 +9,9 @@ import numpy as np
 
 FRAME_SIZE = (160, 120)  # width, height of the helpers' videos and images, unless a test gives another
 # The codec each container is written with.
+# Frame extraction that keeps every frame: what the tests of a video's frames ask for unless they say otherwise.
+EVERY_FRAME = dict(every_nth=1, fps=None, start_s=0.0, end_s=None, max_frames=None, skip_duplicates=False,
+                   duplicate_threshold=1.5, jpeg_quality=95)
 FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 
 

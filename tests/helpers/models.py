@@ -16,16 +16,15 @@ scores and both classes: what the plumbing needs, not a good detector.
 """
 import cv2
 import numpy as np
+import tf_keras as keras
+from keras_retinanet import models
+from keras_retinanet.utils.image import read_image_bgr, resize_image
+from tensorboard.backend.event_processing import plugin_event_accumulator
+from tensorboard.util import tensor_util
 
-from detflow.lib import inference, normalized_heads
-from detflow.lib import retinanet_compat as compat
-from detflow.lib.model_card import ModelCard, embed
-
-import tf_keras as keras  # noqa: E402  (after the compat module)
-from keras_retinanet import models  # noqa: E402
-from keras_retinanet.utils.image import read_image_bgr, resize_image  # noqa: E402
-from tensorboard.backend.event_processing import plugin_event_accumulator  # noqa: E402
-from tensorboard.util import tensor_util  # noqa: E402
+from detflow.lib.inference import detector as inference
+from detflow.lib.model import retinanet
+from detflow.lib.model.card import ModelCard, embed
 
 BACKBONE = "mobilenet128_0.25"
 FEATURE_SIZE = 16
@@ -91,9 +90,8 @@ def make_inference_model(path, image_paths, *, backbone=BACKBONE, feature_size=F
     description, as the convert stage does; return ``path``."""
     num_classes = len(classes)
     keras.utils.set_random_seed(seed)
-    model = compat.build_retinanet(backbone, num_classes, feature_size,
-                                   submodels=normalized_heads.submodels_for(head_norm, num_classes, feature_size))
-    batch = _calibration_batch(compat.backbone(backbone), image_paths, image_min_side, image_max_side)
+    model = retinanet.build_retinanet(backbone, num_classes, feature_size, head_norm)
+    batch = _calibration_batch(retinanet.backbone(backbone), image_paths, image_min_side, image_max_side)
     normalisations = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in normalisations:  # momentum 0: one training-mode pass sets the moving statistics to the batch's
         layer.momentum = 0.0

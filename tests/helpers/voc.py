@@ -1,4 +1,4 @@
-"""Pascal VOC for the tests: labelImg-style annotations (written with detflow.lib.pascal_voc) of
+"""Pascal VOC for the tests: labelImg-style annotations (written with detflow.lib.data.pascal_voc) of
 frames written with OpenCV, the frames and labels of whole videos, a synthetic VOC tree laid out as
 the dataset and splits stages write it (results/voc/...), and the real plums tree extracted from its
 zip.
@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detflow.lib.pascal_voc import write_annotation
+from detflow.lib.data.pascal_voc import write_annotation
 
 from .media import FRAME_SIZE, write_image
 from .workflow import REPO

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from detflow.lib.cli import InputError, run
 from detflow.lib.files import replacing, write_atomically
-from detflow.lib.selection import METRICS, ranked_steps
-from detflow.lib.tensorboard_logs import read_scalars
+from detflow.lib.training.selection import METRICS, ranked_steps
+from detflow.lib.training.tensorboard_logs import read_scalars
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,9 @@ def select_best_snapshot(trainings, metric, best_json, best_snapshot):
                       "best_epoch": run["step"] + 1, "value": run["values"][run["step"]]} for run in runs],
     }
     write_atomically(best_json, json.dumps(best, indent=2) + "\n")
-    for run in runs:
-        log.info("variant %s: best epoch by %s %d (%.4f)", run["variant"], metric, run["step"] + 1,
-                 run["values"][run["step"]])
+    for variant in runs:
+        log.info("variant %s: best epoch by %s %d (%.4f)", variant["variant"], metric, variant["step"] + 1,
+                 variant["values"][variant["step"]])
     log.info("best: variant %s, epoch %d by %s (%s = %.4f), snapshot %s", winner["variant"], step + 1, metric,
              metric, values[step], snapshot)
     return best
@@ -120,7 +120,7 @@ def main(argv=None):
     parser.add_argument("best_snapshot", help="where to copy the chosen snapshot (.h5)")
     parser.add_argument("--training", type=training_argument, nargs="+", required=True, metavar="VARIANT=PATH",
                         help="each variant's name and the training.json its training stage wrote")
-    parser.add_argument("--metric", choices=sorted(METRICS), default="mAP",
+    parser.add_argument("--metric", choices=sorted(METRICS), required=True,
                         help="mAP: validation mAP, maximised; loss: training loss, minimised")
     args = parser.parse_args(argv)
     trainings = dict(args.training)

@@ -4,7 +4,7 @@ clipping and detection filtering (NMS, score threshold, max detections) to the
 training model. Works for every backbone and FPN/head width: the snapshot
 carries its own architecture.
 
-The inference model carries its own description (:mod:`detflow.lib.model_card`),
+The inference model carries its own description (:mod:`detflow.lib.model.card`),
 written into the file before it is renamed into place: backbone, FPN width,
 class names in label order and image sizes from ``best.json``, the training run
 and epoch it comes from, and the detection settings.
@@ -14,14 +14,12 @@ import json
 import logging
 from pathlib import Path
 
-from detflow.lib import normalized_heads  # noqa: F401  (registers the layer of its heads, for loading)
-from detflow.lib import retinanet_compat as compat
-from detflow.lib.box_losses import loading_scope
+from keras_retinanet import models
+
 from detflow.lib.cli import InputError, parse_bool, run
 from detflow.lib.files import replacing
-from detflow.lib.model_card import ModelCard, embed
-
-from keras_retinanet import models  # noqa: E402  (the compat module must come first)
+from detflow.lib.model import retinanet
+from detflow.lib.model.card import ModelCard, embed
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +27,7 @@ log = logging.getLogger(__name__)
 def load_training_model(snapshot, backbone):
     """A training snapshot loaded with keras_retinanet.models.load_model, or a clear error."""
     try:
-        with loading_scope():
-            model = models.load_model(str(snapshot), backbone_name=backbone)
+        model = retinanet.load_model(snapshot, backbone)
     except (OSError, ValueError, TypeError) as error:
         raise InputError(snapshot, f"cannot be loaded as a {backbone} RetinaNet snapshot ({error})")
     try:
@@ -49,12 +46,11 @@ def model_card(best, detection):
                      training=training, detection=detection, head_norm=best.get("head_norm", "none"))
 
 
-def convert(snapshot, best_json, inference_model, nms=True, nms_threshold=0.5, score_threshold=0.05,
-            max_detections=300):
+def convert(snapshot, best_json, inference_model, *, nms, nms_threshold, score_threshold, max_detections):
     """Write ``inference_model`` (.h5) from the training ``snapshot`` described by ``best_json``."""
     best = json.loads(Path(best_json).read_text())
     model = load_training_model(snapshot, best["backbone"])
-    width = compat.feature_size_of(model)
+    width = retinanet.feature_size_of(model)
     if width != best["feature_size"]:
         raise InputError(snapshot, f"has {width}-wide FPN and heads, but {best_json} says {best['feature_size']}")
     inference = models.convert_model(
@@ -79,10 +75,10 @@ def main(argv=None):
     parser.add_argument("snapshot", help="the training snapshot (.h5) to convert")
     parser.add_argument("best_json", help="best.json of the best-snapshot stage (backbone, FPN width)")
     parser.add_argument("inference_model", help="where to write the inference model (.h5)")
-    parser.add_argument("--nms", type=parse_bool, default=True, help="non-maximum suppression per class")
-    parser.add_argument("--nms-threshold", type=float, default=0.5, help="IoU above which NMS suppresses a box")
-    parser.add_argument("--score-threshold", type=float, default=0.05, help="lowest score the model returns")
-    parser.add_argument("--max-detections", type=int, default=300, help="most boxes per image")
+    parser.add_argument("--nms", type=parse_bool, required=True, help="non-maximum suppression per class")
+    parser.add_argument("--nms-threshold", type=float, required=True, help="IoU above which NMS suppresses a box")
+    parser.add_argument("--score-threshold", type=float, required=True, help="lowest score the model returns")
+    parser.add_argument("--max-detections", type=int, required=True, help="most boxes per image")
     args = parser.parse_args(argv)
     convert(args.snapshot, args.best_json, args.inference_model, nms=args.nms, nms_threshold=args.nms_threshold,
             score_threshold=args.score_threshold, max_detections=args.max_detections)

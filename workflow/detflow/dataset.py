@@ -4,7 +4,7 @@ Pascal VOC tree (``JPEGImages/``, ``Annotations/``, ``classes.json``,
 
 The annotations are labelImg's folder, or another tool's Pascal VOC export
 (AnyLabeling, CVAT, Label Studio), as a folder or as the export's ``.zip``,
-read in place: :mod:`detflow.lib.annotation_sources` says which files count and
+read in place: :mod:`detflow.lib.data.annotation_sources` says which files count and
 which are ignored (hidden files, macOS's ``._x.xml``), and how file names map
 to image ids (Label Studio's upload prefix included).
 
@@ -51,15 +51,16 @@ from pathlib import Path
 
 from PIL import Image
 
-from detflow.lib.annotation_sources import image_id as annotation_image_id
-from detflow.lib.annotation_sources import is_zip_source, list_annotations, read_annotations
 from detflow.lib.cli import InputError, run
-from detflow.lib.frame_lists import read_selection
-from detflow.lib.pascal_voc import (
+from detflow.lib.data.annotation_sources import image_id as annotation_image_id
+from detflow.lib.data.annotation_sources import is_zip_source, list_annotations, read_annotations
+from detflow.lib.data.frame_lists import read_selection
+from detflow.lib.data.pascal_voc import (
     ERROR, WARNING, Annotation, Problem, condensed_problems, read_annotation_bytes, write_annotation,
 )
-from detflow.lib.media import FRAME_SUFFIXES, video_id as safe_id
-from detflow.lib.voc_tree import IMAGES_DIR, VocTree, class_names, write_classes
+from detflow.lib.data.videos import FRAME_SUFFIXES
+from detflow.lib.data.videos import video_id as safe_id
+from detflow.lib.data.voc_tree import IMAGES_DIR, VocTree, class_names, write_classes
 
 log = logging.getLogger(__name__)
 
@@ -445,10 +446,10 @@ def main(argv=None):
     parser.add_argument("--selections", nargs="*", default=[], help="CSV files of frames chosen for labelling (column file)")
     parser.add_argument("--labelimg-command-file", type=Path,
                         help="file holding the labelImg command (results/labelling/labelimg.txt) to suggest for unlabelled frames")
-    parser.add_argument("--classes", default="", help="class names, comma-separated, in label-id order")
-    parser.add_argument("--classes-from", choices=("config", "annotations"), default="config")
-    parser.add_argument("--on-error", choices=("skip", "stop"), default="skip")
-    parser.add_argument("--boxes-outside", choices=("clip", "reject"), default="clip")
+    parser.add_argument("--classes", required=True, help="class names, comma-separated, in label-id order")
+    parser.add_argument("--classes-from", choices=("config", "annotations"), required=True)
+    parser.add_argument("--on-error", choices=("skip", "stop"), required=True)
+    parser.add_argument("--boxes-outside", choices=("clip", "reject"), required=True)
     args = parser.parse_args(argv)
     classes = [name for name in args.classes.split(",") if name]
     if args.classes_from == "config" and not classes:

@@ -13,8 +13,8 @@ the same videos and the same boxes.
 Ground truth is one CSV row per visible hand per frame,
 ``frame_index,class,xmin,ymin,xmax,ymax``, in 0-based pixel indices of the
 first and last hand pixel (inclusive), tight around the drawn hand (sleeve
-excluded) and clipped to the frame (:mod:`detflow.lib.gesture_truth`). The
-demo's labeller, :mod:`detflow.demo_labels`, turns the rows of the frames
+excluded) and clipped to the frame (:mod:`detflow.lib.data.gesture_truth`). The
+demo's labeller, :mod:`detflow.demo_labeller`, turns the rows of the frames
 chosen for labelling into labelImg-style Pascal VOC files.
 """
 import argparse
@@ -26,8 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detflow.lib.cli import InputError, run
-from detflow.lib.gesture_truth import TRUTH_COLUMNS
+from detflow.lib.cli import InputError, prog, run
+from detflow.lib.data.gesture_truth import TRUTH_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -477,7 +477,7 @@ def generate_video(video_path, truth_path, *, index, seed, seconds, fps, width, 
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m detflow.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("demo"), description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     video = commands.add_parser("video", help="generate one demo video and its ground truth")
     video.add_argument("video", help="output .mp4")

@@ -11,11 +11,11 @@ the precision-recall curve of every class.
   split has no AP (null), not 0.
 - ``evaluate`` computes each class's precision-recall curve but returns only
   its AP. The curves are recorded from the library's own AP function while it
-  runs (``retinanet_compat.recorded_pr_curves``), and each curve's AP is checked against
+  runs (``detflow.lib.metrics.retinanet_eval``), and each curve's AP is checked against
   the returned AP.
 - The same boxes and detections (recorded while ``evaluate`` collects them)
   also give the COCO metrics users compare detectors by, computed by
-  pycocotools (``detflow.lib.coco_metrics``): mAP@[.5:.95], AP50 and AP75
+  pycocotools (``detflow.lib.metrics.coco``): mAP@[.5:.95], AP50 and AP75
   overall and per class, and a confusion matrix with background at
   ``iou_threshold`` for detections scoring at least ``confusion_score_threshold``.
 - A split without images or without boxes gives metrics with mAP null and a
@@ -30,18 +30,18 @@ import json
 import logging
 
 import numpy as np
+from keras_retinanet.preprocessing.pascal_voc import PascalVocGenerator
+from keras_retinanet.utils import eval as retinanet_eval
+from keras_retinanet.utils.colors import label_color
 
-from detflow.lib import retinanet_compat as compat
-from detflow.lib.coco_metrics import BACKGROUND, coco_metrics, confusion_matrix
-from detflow.lib.cli import InputError, run
+from detflow.lib.cli import InputError, add_model_options, model_options, prog, run
+from detflow.lib.data.voc_tree import VocTree, read_classes
 from detflow.lib.files import replacing, write_atomically
-from detflow.lib.inference import Unreadable, add_model_options, model_from_options, read_images
-from detflow.lib.model_card import check_classes
-from detflow.lib.voc_tree import VocTree, read_classes
-
-from keras_retinanet.preprocessing.pascal_voc import PascalVocGenerator  # noqa: E402  (after the compat module)
-from keras_retinanet.utils import eval as retinanet_eval  # noqa: E402
-from keras_retinanet.utils.colors import label_color  # noqa: E402
+from detflow.lib.inference.detector import Unreadable, load_checked_model, read_images
+from detflow.lib.metrics.coco import BACKGROUND, coco_metrics, confusion_matrix
+from detflow.lib.metrics.retinanet_eval import recorded_boxes, recorded_pr_curves
+from detflow.lib.model import retinanet
+from detflow.lib.model.card import check_classes
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,9 @@ def _library_evaluation(model, card, tree, split, unreadable, iou_threshold, sco
     generator = ReadableVocGenerator(
         str(tree.root), split, classes=card.class_map, unreadable=[item["image"] for item in unreadable],
         image_min_side=card.image_min_side, image_max_side=card.image_max_side,
-        preprocess_image=compat.backbone(card.backbone).preprocess_image, shuffle_groups=False,
+        preprocess_image=retinanet.backbone(card.backbone).preprocess_image, shuffle_groups=False,
     )
-    with compat.recorded_pr_curves() as recorded, compat.recorded_boxes() as boxes:
+    with recorded_pr_curves() as recorded, recorded_boxes() as boxes:
         average_precisions, seconds_per_image = retinanet_eval.evaluate(
             generator, model, iou_threshold=iou_threshold, score_threshold=score_threshold,
             max_detections=max_detections,
@@ -261,7 +261,7 @@ def plot_pr_curves(metrics, curves, png_path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m detflow.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("evaluate"), description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="the inference model (.h5)")
     parser.add_argument("voc_dir", help="the VOC dataset (JPEGImages, Annotations, ImageSets/Main)")
     parser.add_argument("split", help="the split to evaluate: train, val or test")
@@ -270,14 +270,14 @@ def main(argv=None):
     parser.add_argument("--pr-curves", required=True, help="precision-recall curves PNG to write")
     parser.add_argument("--confusion-csv", required=True, help="confusion matrix CSV to write")
     parser.add_argument("--confusion-png", required=True, help="confusion matrix PNG to write")
-    parser.add_argument("--iou-threshold", type=float, default=0.5, help="IoU for a detection to match a box")
-    parser.add_argument("--score-threshold", type=float, default=0.05, help="lowest detection score evaluated")
-    parser.add_argument("--max-detections", type=int, default=100, help="most detections per image evaluated")
-    parser.add_argument("--confusion-score-threshold", type=float, default=0.5,
+    parser.add_argument("--iou-threshold", type=float, required=True, help="IoU for a detection to match a box")
+    parser.add_argument("--score-threshold", type=float, required=True, help="lowest detection score evaluated")
+    parser.add_argument("--max-detections", type=int, required=True, help="most detections per image evaluated")
+    parser.add_argument("--confusion-score-threshold", type=float, required=True,
                         help="lowest detection score counted in the confusion matrix")
-    add_model_options(parser, runtimes=False)  # keras-retinanet's evaluation runs the Keras model
+    add_model_options(parser)  # keras-retinanet's evaluation runs the Keras model
     args = parser.parse_args(argv)
-    card, model = model_from_options(args)
+    card, model = load_checked_model(args.model, **model_options(args))
     metrics, curves = evaluate_split(
         model, card, args.voc_dir, args.split, iou_threshold=args.iou_threshold, score_threshold=args.score_threshold,
         max_detections=args.max_detections, confusion_score_threshold=args.confusion_score_threshold)

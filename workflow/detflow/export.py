@@ -5,7 +5,7 @@ keras-retinanet's inference model ends in ``FilterDetections``, which ONNX and
 TFLite converters stumble on; every format therefore carries the network up to
 the decoded, clipped boxes and the class scores of every anchor (the
 ``clipped_boxes`` and ``classification`` layers), and the runtimes filter them
-in one place (:mod:`detflow.lib.runtimes`, :mod:`detflow.lib.detection_filter`),
+in one place (:mod:`detflow.lib.model.runtimes`, :mod:`detflow.lib.model.detection_filter`),
 with the model's own settings from its description. The SavedModel is written
 with TensorFlow, ONNX with tf2onnx, TFLite with TensorFlow's TFLiteConverter
 (from that SavedModel). Image sizes stay free: one model serves any frame size
@@ -20,15 +20,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from detflow.lib import retinanet_compat as compat
-from detflow.lib.cli import InputError, run
-from detflow.lib.files import partial_path, write_atomically
-from detflow.lib.inference import load_inference_model
-from detflow.lib.model_card import read_card, write_json
-from detflow.lib.runtimes import CARD_FILE, FILES, FORMATS, INPUT, OUTPUTS
+import tensorflow as tf
+import tf_keras
 
-import tensorflow as tf  # noqa: E402  (after the compat module)
-import tf_keras  # noqa: E402
+from detflow.lib.cli import InputError, fill_from_config, prog, run
+from detflow.lib.config import project_config
+from detflow.lib.files import partial_path, write_atomically
+from detflow.lib.inference.detector import load_inference_model
+from detflow.lib.model.card import read_card, write_json
+from detflow.lib.model.device import setup_device
+from detflow.lib.model.runtimes import CARD_FILE, FILES, FORMATS, INPUT, OUTPUTS
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def check_converters(formats):
                                                    "it as requirements.txt pins it") from None
 
 
-def export(model_path, out_dir, formats, *, opset=17, threads=None):
+def export(model_path, out_dir, formats, *, opset, threads=None):
     """Write the model at ``model_path`` in ``formats`` (FORMATS' names) and its description into
     ``out_dir``; return {format: path}."""
     unknown = [name for name in formats if name not in FORMATS]
@@ -91,7 +92,7 @@ def export(model_path, out_dir, formats, *, opset=17, threads=None):
         raise InputError(f"--formats {','.join(formats)}", f"formats are {', '.join(FORMATS)} (at least one)")
     check_converters(formats)
     card = read_card(model_path)
-    compat.setup_device(threads)
+    setup_device(threads)
     module = network(load_inference_model(model_path, card))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,16 +117,19 @@ def export(model_path, out_dir, formats, *, opset=17, threads=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m detflow.export", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("export"), description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="the inference model (.h5) the convert stage wrote")
     parser.add_argument("out_dir", help="folder to write the exported model(s) and model.json into")
-    parser.add_argument("--formats", default=",".join(FORMATS),
-                        help=f"comma-separated, of {', '.join(FORMATS)} (default: all)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX operator set version")
+    parser.add_argument("--formats", type=lambda text: [name for name in text.split(",") if name],
+                        help=f"comma-separated, of {', '.join(FORMATS)} (default: config's export.formats)")
+    parser.add_argument("--opset", type=int, help="ONNX operator set version (default: config's export.opset)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for TensorFlow (default: all)")
+    parser.add_argument("--config", help="config.yaml that gives the defaults (default: ./config.yaml, else the "
+                                         "project's own)")
     args = parser.parse_args(argv)
-    export(args.model, args.out_dir, [name for name in args.formats.split(",") if name], opset=args.opset,
-           threads=args.threads)
+    if args.formats is None or args.opset is None:
+        fill_from_config(args, project_config(args.config), {"formats": "export.formats", "opset": "export.opset"})
+    export(args.model, args.out_dir, args.formats, opset=args.opset, threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -39,18 +39,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detflow.lib.cli import InputError, parse_bool, parse_optional, run
-from detflow.lib.frame_lists import MANIFEST_COLUMNS
-from detflow.lib.media import (
-    FrameClock,
-    declared_frame_count,
-    nominal_fps,
-    open_video,
-    rotation,
-    single_video,
-    stopped_short,
-    video_id,
+from detflow.lib.cli import InputError, parse_bool, parse_optional, prog, run
+from detflow.lib.data.frame_lists import MANIFEST_COLUMNS
+from detflow.lib.data.videos import (
+    FrameClock, declared_frame_count, nominal_fps, open_video, rotation, single_video, stopped_short, video_id,
 )
+from detflow.lib.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +111,7 @@ class DuplicateFilter:
 
 
 def _select_and_write(capture, clock, sampler, duplicates, out_dir, video, written, *, max_frames, jpeg_quality,
-                      threads):
+                      threads, progress):
     """Decode the video, write the selected frames (appended to ``written`` as they go); return
     (manifest rows, frames decoded, whether selection stopped before the end)."""
     rows, pending, frame_index, stopped_early = [], deque(), -1, False
@@ -125,6 +119,7 @@ def _select_and_write(capture, clock, sampler, duplicates, out_dir, video, writt
     with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
         while capture.grab():
             frame_index += 1
+            progress.update()
             timestamp = clock.time(frame_index, capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
             if sampler.past_end(timestamp) or (max_frames is not None and len(written) >= max_frames):
                 stopped_early = True
@@ -150,8 +145,8 @@ def _select_and_write(capture, clock, sampler, duplicates, out_dir, video, writt
     return rows, frame_index + 1, stopped_early
 
 
-def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=0.0, end_s=None, max_frames=None,
-                   skip_duplicates=False, duplicate_threshold=1.5, jpeg_quality=95, threads=2):
+def extract_frames(videos, out_dir, manifest, *, every_nth, fps, start_s, end_s, max_frames, skip_duplicates,
+                   duplicate_threshold, jpeg_quality, threads=2):
     """Write the selected frames of a video as JPEGs into ``out_dir`` and its manifest CSV.
 
     ``videos`` is the list of files of one video id (exactly one is accepted).
@@ -170,9 +165,10 @@ def extract_frames(videos, out_dir, manifest, *, every_nth=1, fps=None, start_s=
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     try:
-        rows, decoded, stopped_early = _select_and_write(
-            capture, clock, sampler, duplicates, out_dir, video, written, max_frames=max_frames,
-            jpeg_quality=jpeg_quality, threads=threads)
+        with Progress(f"{video.name}: decoding", declared_frame_count(capture), "frames") as progress:
+            rows, decoded, stopped_early = _select_and_write(
+                capture, clock, sampler, duplicates, out_dir, video, written, max_frames=max_frames,
+                jpeg_quality=jpeg_quality, threads=threads, progress=progress)
         _check_complete(video, capture, clock, decoded, stopped_early)
         if not written:
             until = "the end" if end_s is None else f"end_s={end_s:g} s"
@@ -227,19 +223,22 @@ def _check_complete(video, capture, clock, decoded, stopped_early):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m detflow.frames", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("frames"), description=__doc__.split("\n\n")[0])
     parser.add_argument("videos", nargs="+", help="the video file (two files mean a name clash and are refused)")
     parser.add_argument("--out-dir", required=True, help="folder for the JPEG frames (new or empty)")
     parser.add_argument("--manifest", required=True, help="CSV listing every selected frame and whether it was kept")
-    parser.add_argument("--every-nth", type=int, default=1, help="keep frames whose index is a multiple of this")
-    parser.add_argument("--fps", type=parse_optional(float), default=None, help="keep frames at this rate instead")
-    parser.add_argument("--start-s", type=float, default=0.0, help="first time kept, in seconds")
-    parser.add_argument("--end-s", type=parse_optional(float), default=None, help="time at which to stop, in seconds")
-    parser.add_argument("--max-frames", type=parse_optional(int), default=None, help="keep at most this many frames")
-    parser.add_argument("--skip-duplicates", type=parse_bool, default=False, help="skip near-duplicate frames")
-    parser.add_argument("--duplicate-threshold", type=float, default=1.5,
+    parser.add_argument("--every-nth", type=int, required=True, help="keep frames whose index is a multiple of this")
+    parser.add_argument("--fps", type=parse_optional(float), required=True,
+                        help="keep frames at this rate instead (none: use --every-nth)")
+    parser.add_argument("--start-s", type=float, required=True, help="first time kept, in seconds")
+    parser.add_argument("--end-s", type=parse_optional(float), required=True,
+                        help="time at which to stop, in seconds (none: the end)")
+    parser.add_argument("--max-frames", type=parse_optional(int), required=True,
+                        help="keep at most this many frames (none: no limit)")
+    parser.add_argument("--skip-duplicates", type=parse_bool, required=True, help="skip near-duplicate frames")
+    parser.add_argument("--duplicate-threshold", type=float, required=True,
                         help="mean absolute grey difference (0-255) under which a frame is a near-duplicate")
-    parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality, 0-100")
+    parser.add_argument("--jpeg-quality", type=int, required=True, help="JPEG quality, 0-100")
     parser.add_argument("--threads", type=int, default=2, help="threads for decoding and JPEG encoding")
     args = parser.parse_args(argv)
     extract_frames(args.videos, args.out_dir, args.manifest, every_nth=args.every_nth, fps=args.fps,

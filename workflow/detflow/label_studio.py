@@ -25,7 +25,7 @@ To Label Studio (``tasks``):
   result in percent of ``original_width``/``original_height`` with its
   ``score``, and the prediction's ``score`` is the mean of its boxes' scores
   (Label Studio sorts and samples tasks by it). The boxes are the detections
-  scoring at least the threshold, as ``detflow.prelabel`` drafts them. A frame
+  scoring at least the threshold, as ``detflow.drafts`` drafts them. A frame
   with no such detection gets no prediction: an empty one, submitted
   unchanged, would say "nothing here" without anyone having looked.
 
@@ -74,12 +74,12 @@ from xml.etree import ElementTree
 
 from PIL import Image
 
-from detflow.lib.annotation_sources import labelled_image_ids
-from detflow.lib.cli import InputError, run
+from detflow.lib.cli import InputError, add_model_options, model_options, prog, run
+from detflow.lib.data.annotation_sources import labelled_image_ids
+from detflow.lib.data.frame_lists import read_selection
+from detflow.lib.data.pascal_voc import write_annotation
+from detflow.lib.data.videos import video_id as safe_id
 from detflow.lib.files import creating, write_atomically
-from detflow.lib.frame_lists import read_selection
-from detflow.lib.pascal_voc import write_annotation
-from detflow.lib.media import video_id as safe_id
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ LABEL_NAME = "label"  # the RectangleLabels tag's name
 LOCAL_FILES_PREFIX = "/data/local-files/?d="
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")  # what Label Studio puts before an uploaded file's name
 SLACK_PX = 0.5  # how far (in pixels) a box may reach past the image edge and still be taken as touching it
+EXPORT_FILE = "results/label_studio/export.json"  # under results/, which git ignores
 DEFAULT_TITLE = "detflow"
 
 
@@ -171,7 +172,7 @@ def model_version(model_path):
 
 def draft_predictions(detector, frames, classes, version, batch_size=8):
     """{image id: Label Studio prediction} for the frames on which the model finds boxes."""
-    from detflow.lib import inference  # TensorFlow: only for drafts
+    from detflow.lib.inference import detector as inference  # TensorFlow: only for drafts
 
     predictions = {}
     for image_id, image, detections in inference.detect_images(detector, [(f.image_id, f.path) for f in frames],
@@ -463,7 +464,7 @@ def _read_tasks(path):
         raise InputError(path, f"is not JSON ({error})")
     if not isinstance(tasks, list) or not all(isinstance(task, dict) and isinstance(task.get("data"), dict)
                                               and isinstance(task["data"].get(IMAGE_NAME), str) for task in tasks):
-        raise InputError(path, "is not a tasks file of `python -m detflow.label_studio tasks` (a list of tasks "
+        raise InputError(path, "is not a tasks file of `detflow label-studio tasks` (a list of tasks "
                                f"with data.{IMAGE_NAME})")
     return tasks
 
@@ -535,12 +536,9 @@ def _add_server(parser):
 
 def _detector(args):
     """The model of the tasks command's model options, loaded and checked as the prediction stages do."""
-    from detflow.lib import inference  # TensorFlow: only for drafts
+    from detflow.lib.inference import detector as inference  # TensorFlow: only for drafts
 
-    return inference.detector_from_options(argparse.Namespace(
-        model=args.model, classes=args.model_classes, backbone=args.backbone, feature_size=args.feature_size,
-        image_min_side=args.image_min_side, image_max_side=args.image_max_side, threads=args.threads,
-        score_threshold=args.score_threshold))
+    return inference.load_detector(args.model, score_threshold=args.score_threshold, **model_options(args))
 
 
 def tasks_command(args):
@@ -561,20 +559,14 @@ def _tasks_parser(commands):
     tasks.add_argument("--selections", nargs="+", required=True, help="per-video CSVs of the frames chosen for labelling")
     tasks.add_argument("--images-dir", required=True, help="the labelling folder (results/labelling/images)")
     tasks.add_argument("--annotations-dir", required=True, help="the annotations folder: frames with a file there are left out")
-    tasks.add_argument("--document-root", default=".", help="the folder Label Studio serves local files from")
+    tasks.add_argument("--document-root", required=True, help="the folder Label Studio serves local files from")
     tasks.add_argument("--tasks-out", required=True, help="output tasks JSON")
     tasks.add_argument("--config-out", help="output labelling configuration XML")
     _add_classes(tasks)
     tasks.add_argument("--model", help="the inference model (.h5): add its boxes as predictions")
-    tasks.add_argument("--score-threshold", type=float, default=0.5, help="lowest score of a predicted box")
-    tasks.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
-    model = tasks.add_argument_group("the model (with --model; it describes itself, these are checked against it)")
-    model.add_argument("--model-classes", dest="model_classes", help="classes.json of a dataset the model must fit")
-    model.add_argument("--backbone", help="the model's keras-retinanet backbone")
-    model.add_argument("--feature-size", type=int, help="FPN and head width")
-    model.add_argument("--image-min-side", type=int, help="shorter image side the model was trained with")
-    model.add_argument("--image-max-side", type=int, help="longer image side the model was trained with")
-    model.add_argument("--threads", type=int, default=None, help="CPU threads for TensorFlow (default: all)")
+    tasks.add_argument("--score-threshold", type=float, help="lowest score of a predicted box (with --model)")
+    tasks.add_argument("--batch-size", type=int, help="images per inference batch (with --model)")
+    add_model_options(tasks, classes_option="--model-classes")
 
 
 def _import_parser(commands):
@@ -594,20 +586,22 @@ def _server_parsers(commands):
     _add_server(pushes)
 
     pulls = commands.add_parser("pull", help="save a project's JSON export")
-    pulls.add_argument("out", help="where to save the export")
+    pulls.add_argument("out", nargs="?", default=EXPORT_FILE, help=f"where to save the export (default: {EXPORT_FILE})")
     pulls.add_argument("--title", default=DEFAULT_TITLE, help="project title")
     pulls.add_argument("--project", type=int, help="project id (instead of the title)")
     _add_server(pulls)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m detflow.label_studio", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("label_studio"), description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     _tasks_parser(commands)
     _import_parser(commands)
     _server_parsers(commands)
     args = parser.parse_args(argv)
     if args.command == "tasks":
+        if args.model and (args.score_threshold is None or args.batch_size is None):
+            parser.error("--model needs --score-threshold and --batch-size")
         tasks_command(args)
     elif args.command == "import":
         outcome = import_export(args.export, args.images, args.out, _classes(args))

@@ -34,17 +34,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detflow.lib.cli import InputError, run
-from detflow.lib.config import read_config
-from detflow.lib.drawing import draw_detections, draw_status
-from detflow.lib.gesture_events import EventBuilder, EventSettings, event_counts, write_events
-from detflow.lib.inference import add_model_options, detector_from_options
-from detflow.lib.media import nominal_fps, open_video
+from detflow.lib.cli import InputError, add_model_options, fill_from_config, model_options, prog, run
+from detflow.lib.config import project_config
+from detflow.lib.data.videos import nominal_fps, open_video
+from detflow.lib.inference.detector import load_detector
+from detflow.lib.inference.drawing import draw_detections, draw_status
+from detflow.lib.inference.events import EventBuilder, EventSettings, event_counts, write_events
+from detflow.lib.model.runtimes import RUNTIMES
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "results/model/inference.h5"
-DEFAULT_CONFIG = "config.yaml"
 STREAM_FPS = 25.0  # frame rate of the annotated video of a source that declares none
 OPEN_TIMEOUT_MS = 5000  # give up opening a stream after this long
 READ_TIMEOUT_MS = 5000  # a stream that sends no frame for this long has dropped
@@ -358,23 +358,13 @@ def _quiet_opencv():
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
-def _config_defaults(path):
-    """Score threshold and event settings from the project's validated config.yaml (predict.score_threshold
-    and events), or the built-in ones where there is no such file."""
-    config = read_config(path)
-    if config is None:
-        return 0.5, EventSettings()
-    return config["predict"]["score_threshold"], EventSettings.from_config(config["events"])
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m detflow.live", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("live"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", required=True,
                         help="camera index (0, 1, ...), video file, or rtsp:// / http(s):// stream URL")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"the inference model (.h5; default {DEFAULT_MODEL})")
-    parser.add_argument("--config", default=DEFAULT_CONFIG,
-                        help="config.yaml whose predict.score_threshold and events section give the defaults "
-                             "(built-in ones when it does not exist)")
+    parser.add_argument("--config", help="config.yaml that gives the defaults: predict.score_threshold, the events "
+                                          "and live sections (default: ./config.yaml, else the project's own)")
     parser.add_argument("--score-threshold", type=float, help="lowest score shown and tracked")
     parser.add_argument("--min-frames", type=int, help="frames a class must be seen on a track to make an event")
     parser.add_argument("--max-gap", type=int, help="frames without it an event survives")
@@ -389,14 +379,15 @@ def main(argv=None):
     parser.add_argument("--no-pace", action="store_true",
                         help="read a video file as fast as the detector takes frames (none dropped) instead of "
                              "in real time")
-    parser.add_argument("--reconnects", type=int, default=3, help="reconnection attempts when a stream stops")
-    parser.add_argument("--reconnect-delay", type=float, default=1.0, help="seconds before each attempt")
-    add_model_options(parser)
+    parser.add_argument("--reconnects", type=int, help="reconnection attempts when a stream stops")
+    parser.add_argument("--reconnect-delay", type=float, help="seconds before each attempt")
+    add_model_options(parser, runtimes=RUNTIMES)
     args = parser.parse_args(argv)
-    score, settings = _config_defaults(args.config)
-    args.score_threshold = score if args.score_threshold is None else args.score_threshold
-    settings = EventSettings(*(getattr(args, name) if getattr(args, name) is not None else getattr(settings, name)
-                               for name in ("min_frames", "max_gap", "track_iou", "merge_iou")))
+    fill_from_config(args, project_config(args.config), {
+        "score_threshold": "predict.score_threshold", "min_frames": "events.min_frames",
+        "max_gap": "events.max_gap", "track_iou": "events.track_iou", "merge_iou": "events.merge_iou",
+        "reconnects": "live.reconnects", "reconnect_delay": "live.reconnect_delay"})
+    settings = EventSettings(args.min_frames, args.max_gap, args.track_iou, args.merge_iou)
     _quiet_opencv()
     source = Source(args.source)
     if source.kind == "file" and not source.value.is_file():
@@ -406,7 +397,7 @@ def main(argv=None):
                          reconnect_delay=args.reconnect_delay)
     reader.start()
     stopper = Stopper()
-    detector = detector_from_options(args)
+    detector = load_detector(args.model, score_threshold=args.score_threshold, **model_options(args))
     window = None
     if not args.no_window:
         if display_available():

@@ -1,9 +1,9 @@
 """Prediction stage: the inference model on the images of dataset splits and on
 whole videos, as annotated images and videos plus detections in CSV and JSON,
-and for videos the gesture events the detections make (:mod:`detflow.lib.gesture_events`).
+and for videos the gesture events the detections make (:mod:`detflow.lib.inference.events`).
 
 The model and how it sees images come from the model itself
-(:mod:`detflow.lib.inference`, :mod:`detflow.lib.model_card`); boxes are
+(:mod:`detflow.lib.inference.detector`, :mod:`detflow.lib.model.card`); boxes are
 written in the original image's pixel coordinates (0-based, as
 keras-retinanet's). Drawing and writing run in a background thread while the
 model works on the next batch.
@@ -23,16 +23,18 @@ from pathlib import Path
 
 import cv2
 
-from detflow.lib.background import BackgroundWriter
-from detflow.lib.cli import InputError, run
-from detflow.lib.drawing import draw_detections, draw_frame_label, write_jpeg
-from detflow.lib.files import replacing, write_atomically
-from detflow.lib.gesture_events import EventSettings, event_counts, video_events, write_events
-from detflow.lib.inference import Unreadable, add_model_options, detect_images, detect_stream, detector_from_options
-from detflow.lib.media import (
+from detflow.lib.cli import InputError, add_model_options, model_options, prog, run
+from detflow.lib.data.videos import (
     FrameClock, declared_frame_count, nominal_fps, open_video, single_video, stopped_short, video_id,
 )
-from detflow.lib.voc_tree import VocTree
+from detflow.lib.data.voc_tree import VocTree
+from detflow.lib.files import replacing, write_atomically
+from detflow.lib.inference.background import BackgroundWriter
+from detflow.lib.inference.detector import Unreadable, detect_images, detect_stream, load_detector
+from detflow.lib.inference.drawing import draw_detections, draw_frame_label, write_jpeg
+from detflow.lib.inference.events import EventSettings, event_counts, video_events, write_events
+from detflow.lib.model.runtimes import RUNTIMES
+from detflow.lib.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ def _write_json(path, content):
     write_atomically(path, json.dumps(content, indent=1, ensure_ascii=False) + "\n")
 
 
-def predict_split(detector, voc_dir, split, out_dir, csv_path, json_path, *, batch_size=8):
+def predict_split(detector, voc_dir, split, out_dir, csv_path, json_path, *, batch_size):
     """Annotate the images of a dataset split and write their detections; return the JSON content.
 
     An image that cannot be read is listed under ``unreadable`` and skipped;
@@ -65,9 +67,10 @@ def predict_split(detector, voc_dir, split, out_dir, csv_path, json_path, *, bat
     image_ids = tree.split_image_ids(split)
     out_dir.mkdir(parents=True, exist_ok=True)
     images, unreadable, rows = [], [], []
-    with BackgroundWriter() as writer:
+    with BackgroundWriter() as writer, Progress(f"{split}: predicting", len(image_ids), "images") as meter:
         paths = ((image_id, tree.image(image_id)) for image_id in image_ids)
         for image_id, image, detections in detect_images(detector, paths, batch_size):
+            meter.update()
             if isinstance(image, Unreadable):
                 unreadable.append({"image": image_id, "file": image.file, "reason": image.reason})
                 continue
@@ -135,7 +138,7 @@ def _frame_rate(capture, video):
     return fps
 
 
-def _annotate_video(detector, capture, clock, out_video, fps, stride, batch_size):
+def _annotate_video(detector, capture, clock, out_video, fps, stride, batch_size, meter):
     """Detect in every ``stride``-th frame and write the annotated video; return (frames, CSV rows,
     (frame index, seconds, detections) of each frame, frames decoded, (width, height))."""
     frames, rows, detected, progress, writer, size = [], [], [], {"decoded": 0}, None, None
@@ -143,6 +146,7 @@ def _annotate_video(detector, capture, clock, out_video, fps, stride, batch_size
         with BackgroundWriter() as background:
             for (frame_index, timestamp), frame, detections in detect_stream(
                     detector, _frames(capture, clock, stride, progress), batch_size):
+                meter.update()
                 if writer is None:
                     size = frame.shape[1], frame.shape[0]
                     writer = cv2.VideoWriter(str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps / stride, size)
@@ -160,7 +164,7 @@ def _annotate_video(detector, capture, clock, out_video, fps, stride, batch_size
 
 
 def predict_video(detector, videos, out_video, csv_path, json_path, *, events_csv=None, events_json=None,
-                  event_settings=EventSettings(), stride=1, batch_size=8, threads=0):
+                  event_settings, stride, batch_size, threads=0):
     """Annotate every ``stride``-th frame of a video into ``out_video`` (at the video's frame rate
     divided by the stride, so it plays in real time) and write the detections and the gesture events
     they make; return the JSON content."""
@@ -171,8 +175,10 @@ def predict_video(detector, videos, out_video, csv_path, json_path, *, events_cs
     out_video = Path(out_video)
     out_video.parent.mkdir(parents=True, exist_ok=True)
     try:
-        frames, rows, detected, decoded, size = _annotate_video(detector, capture, clock, out_video, fps, stride,
-                                                                batch_size)
+        total = -(-declared // stride) if declared else None
+        with Progress(f"{video.name}: predicting", total, "frames") as meter:
+            frames, rows, detected, decoded, size = _annotate_video(detector, capture, clock, out_video, fps, stride,
+                                                                    batch_size, meter)
         short = stopped_short(capture, clock, decoded) if frames else None
     finally:
         capture.release()
@@ -221,7 +227,7 @@ def _score(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m detflow.predict", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("predict"), description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     images = commands.add_parser("images", help="annotate the images of a dataset split")
     images.add_argument("model", help="the inference model (.h5); with --runtime tf|onnx|tflite, its export")
@@ -232,28 +238,25 @@ def main(argv=None):
     video.add_argument("model", help="the inference model (.h5); with --runtime tf|onnx|tflite, its export")
     video.add_argument("videos", nargs="+", help="the video file (two files mean a name clash and are refused)")
     video.add_argument("--out-video", required=True, help="the annotated video to write (.mp4)")
-    video.add_argument("--video-stride", type=int, default=1, help="annotate every k-th frame")
+    video.add_argument("--video-stride", type=int, required=True, help="annotate every k-th frame")
     video.add_argument("--events-csv", help="gesture events CSV to write")
     video.add_argument("--events-json", help="gesture events JSON (with each event's boxes) to write")
-    defaults = EventSettings()
-    video.add_argument("--min-frames", type=int, default=defaults.min_frames,
+    video.add_argument("--min-frames", type=int, required=True,
                        help="predicted frames a class must be seen on a track to make an event")
-    video.add_argument("--max-gap", type=int, default=defaults.max_gap,
-                       help="predicted frames without its class an event survives")
-    video.add_argument("--track-iou", type=float, default=defaults.track_iou,
-                       help="IoU that links a box to a track's last box")
-    video.add_argument("--merge-iou", type=float, default=defaults.merge_iou,
+    video.add_argument("--max-gap", type=int, required=True, help="predicted frames without its class an event survives")
+    video.add_argument("--track-iou", type=float, required=True, help="IoU that links a box to a track's last box")
+    video.add_argument("--merge-iou", type=float, required=True,
                        help="IoU at which boxes of one frame are one hand (the best-scoring one is tracked)")
     for command in (images, video):
         command.add_argument("--csv", required=True, help="detections CSV to write")
         command.add_argument("--json", required=True, help="detections JSON to write")
-        command.add_argument("--score-threshold", type=_score, default=0.5, help="lowest score kept")
-        command.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
-        add_model_options(command)
+        command.add_argument("--score-threshold", type=_score, required=True, help="lowest score kept")
+        command.add_argument("--batch-size", type=int, required=True, help="images per inference batch")
+        add_model_options(command, runtimes=RUNTIMES)
     args = parser.parse_args(argv)
     if args.batch_size < 1 or getattr(args, "video_stride", 1) < 1:
         parser.error("--batch-size and --video-stride must be at least 1")
-    detector = detector_from_options(args)
+    detector = load_detector(args.model, score_threshold=args.score_threshold, **model_options(args))
     if args.command == "images":
         predict_split(detector, args.voc_dir, args.split, args.out_dir, args.csv, args.json, batch_size=args.batch_size)
     else:

@@ -25,11 +25,11 @@ import logging
 import math
 from pathlib import Path
 
-from detflow.lib.tensorboard_logs import read_scalars
-from detflow.lib.cli import InputError, run
-from detflow.lib.gesture_events import truth_match_totals
-from detflow.lib.gesture_truth import read_truth
-from detflow.lib.media import video_id
+from detflow.lib.cli import InputError, prog, run
+from detflow.lib.data.gesture_truth import read_truth
+from detflow.lib.data.videos import video_id
+from detflow.lib.inference.events import truth_match_totals
+from detflow.lib.training.tensorboard_logs import read_scalars
 
 log = logging.getLogger(__name__)
 
@@ -459,7 +459,7 @@ def summary(best_json, splits_json, metrics_files, prediction_files, video_files
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m detflow.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("report"), description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     training = commands.add_parser("training", help="training curves and the chosen snapshot")
     training.add_argument("best_json", help="best.json: the choice, and every variant's training.json")

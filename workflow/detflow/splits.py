@@ -39,8 +39,8 @@ from collections import Counter
 from pathlib import Path
 
 from detflow.lib.cli import InputError, run
-from detflow.lib.split_rule import SPLITS, split_of
-from detflow.lib.voc_tree import VocTree, read_classes
+from detflow.lib.data.split_rule import SPLITS, split_of
+from detflow.lib.data.voc_tree import VocTree, read_classes
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +234,11 @@ def main(argv=None):
     parser.add_argument("images", help="images.csv of the dataset stage")
     parser.add_argument("classes", help="classes.json of the dataset stage")
     parser.add_argument("output", help="the VOC folder: ImageSets/Main/ and splits.json/.txt are written there")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train", type=float, default=0.6)
-    parser.add_argument("--val", type=float, default=0.2)
-    parser.add_argument("--test", type=float, default=0.2)
-    parser.add_argument("--group-by", choices=("video", "image"), default="video")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--train", type=float, required=True)
+    parser.add_argument("--val", type=float, required=True)
+    parser.add_argument("--test", type=float, required=True)
+    parser.add_argument("--group-by", choices=("video", "image"), required=True)
     args = parser.parse_args(argv)
     fractions = {"train": args.train, "val": args.val, "test": args.test}
     summary = make_splits(args.images, args.classes, args.output, seed=args.seed, fractions=fractions, group_by=args.group_by)

@@ -13,8 +13,8 @@ epoch). Around it the stage adds what a long run needs:
   ranked as the best-snapshot stage ranks them, so its choice always exists);
 - a per-epoch metrics CSV, rewritten after every epoch;
 - two recipe options through keras-retinanet's own arguments: ``head_norm``
-  (group-normalised heads as ``submodels``, lib/normalized_heads.py) and
-  ``box_loss`` (a GIoU box loss through ``compile``, lib/box_losses.py);
+  (group-normalised heads as ``submodels``, lib/model/heads.py) and
+  ``box_loss`` (a GIoU box loss through ``compile``, lib/model/losses.py);
 - the learning-rate schedule (constant, or a linear warm-up then a cosine
   decay over the run's steps) and the exponential moving average of the
   weights (``lr_schedule``, ``warmup_steps``, ``ema``, ``ema_momentum``) are
@@ -50,65 +50,37 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from detflow.lib import retinanet_compat as compat
-from detflow.lib.box_losses import BOX_LOSSES, loading_scope
-from detflow.lib.checkpoints import (
+from keras_retinanet.callbacks import RedirectModel
+from keras_retinanet.models.retinanet import retinanet_bbox
+from keras_retinanet.utils.anchors import make_shapes_callback
+from tensorflow import keras
+
+from detflow.lib.cli import InputError, add_settings_options, run, settings_from_options
+from detflow.lib.data.voc_tree import VocTree, read_classes
+from detflow.lib.files import write_atomically
+from detflow.lib.model import retinanet
+from detflow.lib.model.device import setup_device
+from detflow.lib.training.callbacks import (
+    AveragedWeights, EpochSnapshots, EvaluateWithClassAP, FlushedTensorBoard, StepProgress, StopOnNonFiniteLoss,
+    TrainingWeightsRestored, write_metrics_csv,
+)
+from detflow.lib.training.checkpoints import (
     PROGRESS_FILE, Progress, check_disk_space, clear_folders, finished_run, resumable_run, snapshot_size_estimate,
     working_folder_lock,
 )
-from detflow.lib.cli import InputError, parse_bool, run
-from detflow.lib.files import write_atomically
-from detflow.lib.training_callbacks import (
-    AveragedWeights, EpochSnapshots, EvaluateWithClassAP, FlushedTensorBoard, StopOnNonFiniteLoss,
-    TrainingWeightsRestored, write_metrics_csv,
+from detflow.lib.training.data import (
+    EpochOfSteps, check_dataset, fingerprint, raise_reading_failure, training_generators,
 )
-from detflow.lib.training_data import check_dataset, fingerprint, raise_reading_failure, training_generators
-from detflow.lib.normalized_heads import HEAD_NORMS
-from detflow.lib.training_model import LR_SCHEDULES, new_model
-from detflow.lib.voc_tree import VocTree, read_classes
-
-from tensorflow import keras  # noqa: E402  (the compat module must come before TensorFlow)
-from keras_retinanet import models  # noqa: E402
-from keras_retinanet.callbacks import RedirectModel  # noqa: E402
-from keras_retinanet.models.retinanet import retinanet_bbox  # noqa: E402
-from keras_retinanet.utils.anchors import make_shapes_callback  # noqa: E402
+from detflow.lib.training.model import new_model
+from detflow.lib.training.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TENSORBOARD_RUN = "train"  # where Keras's TensorBoard callback writes the epoch scalars
-INTEGER_SETTINGS = ("epochs", "steps", "batch_size", "image_min_side", "image_max_side", "patience", "keep_best",
-                    "seed", "min_free_mb", "warmup_steps")
 
-
-@dataclass
-class Settings:
-    """The training options of config.yaml's ``train`` section (see there): config is their one
-    source, so none has a default here."""
-
-    backbone: str
-    weights: str
-    feature_size: int
-    epochs: int
-    steps: int
-    batch_size: int
-    learning_rate: float
-    lr_schedule: str
-    warmup_steps: int
-    ema: bool
-    ema_momentum: float
-    box_loss: str
-    head_norm: str
-    image_min_side: int
-    image_max_side: int
-    augment: bool
-    freeze_backbone: bool
-    patience: int
-    keep_best: int
-    seed: int
-    min_free_mb: int
 
 
 # ---------------------------------------------------------------- the stage
@@ -122,8 +94,7 @@ def start_or_resume(voc_dir, class_map, settings, snapshot_dir, tensorboard_dir,
         initial_epoch = len(progress.records)
         snapshot = progress.snapshot_path(initial_epoch)
         try:
-            with loading_scope():
-                model = models.load_model(str(snapshot), backbone_name=settings.backbone)
+            model = retinanet.load_model(snapshot, settings.backbone)
         except (OSError, ValueError) as error:
             raise InputError(snapshot, f"cannot be loaded to resume training ({error}); "
                              f"delete {snapshot_dir} to start over")
@@ -182,6 +153,7 @@ def _callbacks(model, generators, progress, settings, class_names, metrics_csv, 
         FlushedTensorBoard(log_dir=str(tensorboard_dir)),
         EpochSnapshots(progress, settings, class_names, metrics_csv),
         TrainingWeightsRestored(averaged),
+        StepProgress((settings.epochs - len(progress.records)) * settings.steps),
     ]
 
 
@@ -267,7 +239,7 @@ def _train(tree, class_map, metrics_csv, training_json, snapshot_dir, tensorboar
     model, progress, resumed, generators = start_or_resume(
         tree.root, class_map, settings, snapshot_dir, tensorboard_dir, fingerprint_, generators)
     log.info("model: %s RetinaNet, FPN and heads %d wide (heads' normalisation: %s), %d parameters, %d classes %s; "
-             "box loss %s", settings.backbone, compat.feature_size_of(model), settings.head_norm, model.count_params(),
+             "box loss %s", settings.backbone, retinanet.feature_size_of(model), settings.head_norm, model.count_params(),
              len(class_map), list(class_map), settings.box_loss)
     callbacks = _callbacks(model, generators, progress, settings, list(class_map), metrics_csv, snapshot_dir,
                            tensorboard_dir)
@@ -275,7 +247,7 @@ def _train(tree, class_map, metrics_csv, training_json, snapshot_dir, tensorboar
     started = time.time()
     # An InputError raised by a callback (NaN loss, disk full) ends fit() and the stage.
     try:
-        model.fit(compat.EpochOfSteps(generators[0], settings.steps), steps_per_epoch=settings.steps,
+        model.fit(EpochOfSteps(generators[0], settings.steps), steps_per_epoch=settings.steps,
                   epochs=settings.epochs, initial_epoch=resumed["epoch"] if resumed else 0, callbacks=callbacks,
                   verbose=2)
     except Exception:  # an image that cannot be decoded reaches here wrapped in TensorFlow's error: name it
@@ -303,36 +275,19 @@ def parse_args(argv=None):
     parser.add_argument("--classes", type=lambda text: text.split(","), default=None,
                         help="comma-separated class names the dataset must have, in label order")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for TensorFlow (default: all)")
-    settings = parser.add_argument_group("settings (config.yaml's train section; all required)")
-    settings.add_argument("--backbone", required=True, help="a keras-retinanet backbone, e.g. mobilenet224_1.0")
-    settings.add_argument("--weights", required=True, help="none, or a .h5 file (e.g. ImageNet weights)")
-    settings.add_argument("--feature-size", type=int, required=True, help="FPN and head width")
-    for name in INTEGER_SETTINGS:
-        settings.add_argument(f"--{name.replace('_', '-')}", type=int, required=True)
-    settings.add_argument("--learning-rate", type=float, required=True)
-    settings.add_argument("--lr-schedule", choices=LR_SCHEDULES, required=True)
-    settings.add_argument("--ema", type=parse_bool, required=True)
-    settings.add_argument("--ema-momentum", type=float, required=True)
-    settings.add_argument("--box-loss", choices=BOX_LOSSES, required=True)
-    settings.add_argument("--head-norm", choices=HEAD_NORMS, required=True)
-    settings.add_argument("--augment", type=parse_bool, required=True)
-    settings.add_argument("--freeze-backbone", type=parse_bool, required=True)
+    add_settings_options(parser, Settings, "settings (config.yaml's train section; all required)")
     args = parser.parse_args(argv)
-    for name in ("epochs", "steps", "batch_size", "feature_size", "keep_best"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    return args
+    return args, settings_from_options(Settings, args, parser)
 
 
 def main(argv=None):
     sys.stdout.reconfigure(line_buffering=True)  # Keras's epoch lines reach the job log as they happen
-    args = parse_args(argv)
-    settings = Settings(**{name: getattr(args, name) for name in Settings.__dataclass_fields__})
+    args, settings = parse_args(argv)
     try:
-        compat.backbone(settings.backbone)
+        retinanet.backbone(settings.backbone)
     except (ValueError, NotImplementedError, ImportError) as error:
         raise InputError("config: train.backbone", f"{settings.backbone!r} is not a usable backbone ({error})")
-    device = compat.setup_device(args.threads)
+    device = setup_device(args.threads)
     train(args.voc_dir, args.metrics, args.summary, args.snapshots, args.tensorboard, settings,
           classes=args.classes, device=device)
 

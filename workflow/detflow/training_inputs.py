@@ -6,7 +6,7 @@ Training takes this manifest as its input instead of the whole VOC tree, so
 that only a change to what it learns from reruns it: editing a box of a test
 video reruns the dataset stage, evaluation and what follows, not training.
 The rule's inputs are exactly these files (chosen before any job runs, by
-:mod:`detflow.lib.split_rule`), so the manifest is only rewritten when one of
+:mod:`detflow.lib.data.split_rule`), so the manifest is only rewritten when one of
 them, or a setting, changes.
 """
 import argparse
@@ -15,11 +15,11 @@ import json
 import logging
 from pathlib import Path
 
-from detflow.lib.annotation_sources import list_annotations
-from detflow.lib.cli import InputError, run
+from detflow.lib.cli import InputError, prog, run
+from detflow.lib.data.annotation_sources import list_annotations
+from detflow.lib.data.videos import FRAME_SUFFIXES
+from detflow.lib.data.videos import video_id as safe_id
 from detflow.lib.files import write_atomically
-from detflow.lib.media import FRAME_SUFFIXES
-from detflow.lib.media import video_id as safe_id
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def annotation_source_files(source):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m detflow.training_inputs", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("training_inputs"), description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="the manifest to write (JSON)")
     parser.add_argument("--annotations", nargs="*", default=[],
                         help="annotation files of the train and val images (or an annotation folder or zip)")

@@ -3,7 +3,7 @@ project (``resources/weights/``) where the internet is, so that training never
 downloads (compute nodes of many clusters have no internet).
 
 The file, its address and its checksum are the ones keras-retinanet's backbone
-would fetch itself (asked through the compatibility module); ``--base-url``
+would fetch itself (asked through :mod:`detflow.lib.model.retinanet`); ``--base-url``
 takes the same file name from a mirror instead. The download is written beside
 its target and renamed into place only once its size (the server's
 Content-Length), checksum (where keras-retinanet knows one) and HDF5 signature
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import h5py
 
-from detflow.lib import retinanet_compat as compat
 from detflow.lib.cli import InputError, run
 from detflow.lib.files import replacing
+from detflow.lib.model import retinanet
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ TIMEOUT_S = 60  # per read: a stalled connection counts as a failed attempt
 def weights_source(backbone, base_url=None):
     """(URL, checksum or None) of ``backbone``'s ImageNet weights: keras-retinanet's, or the same file at a mirror."""
     try:
-        file_name, url, checksum = compat.imagenet_weights_source(backbone)
+        file_name, url, checksum = retinanet.imagenet_weights_source(backbone)
     except (ValueError, NotImplementedError, ImportError, AttributeError) as error:
         # AttributeError: keras-retinanet's vgg asks tf_keras for a constant it no longer has.
         raise InputError("config: train.backbone",

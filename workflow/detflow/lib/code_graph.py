@@ -74,11 +74,19 @@ def third_party_imports(module):
 
 
 def stage_modules():
-    """The stages: the package's top-level modules (``python -m detflow.<stage>``)."""
-    return sorted(f"{PACKAGE}.{path.stem}" for path in PACKAGE_DIR.glob("*.py") if path.stem != "__init__")
+    """The stages: the package's top-level modules (``python -m detflow.<stage>``); ``__main__`` is the
+    ``detflow`` command, which runs them."""
+    return sorted(f"{PACKAGE}.{path.stem}" for path in PACKAGE_DIR.glob("*.py")
+                  if path.stem not in ("__init__", "__main__"))
 
 
 def library_modules():
-    """The library layer: the modules of ``detflow.lib``."""
-    return sorted(f"{PACKAGE}.lib.{path.stem}" for path in (PACKAGE_DIR / "lib").glob("*.py")
-                  if path.stem != "__init__")
+    """The library layer: the modules of ``detflow.lib`` and of its subpackages (``detflow.lib.data.videos``)."""
+    return sorted(".".join((PACKAGE, *path.relative_to(PACKAGE_DIR).with_suffix("").parts))
+                  for path in (PACKAGE_DIR / "lib").rglob("*.py") if path.stem != "__init__")
+
+
+def library_package(module):
+    """The library subpackage a module belongs to (``data``, ``model``, ...), or "" for the library's root."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 else ""

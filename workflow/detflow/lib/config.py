@@ -9,6 +9,9 @@ import yaml
 from detflow.lib.cli import InputError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+CONFIG_FILE = "config.yaml"  # the project's config, in the folder Snakemake runs in
+# The config.yaml of the project this package belongs to: the defaults where a command runs outside it.
+PACKAGE_CONFIG = Path(__file__).resolve().parents[3] / CONFIG_FILE
 
 # train.weights values that name no file.
 NAMED_WEIGHTS = ("none", "imagenet")
@@ -140,3 +143,16 @@ def read_config(path):
     except (OSError, yaml.YAMLError) as error:
         raise InputError(path, f"cannot be read as YAML: {error}") from None
     return validate_config(config, source=str(path))
+
+
+def project_config(path=None):
+    """The validated config that a command run by hand takes its defaults from: ``path`` when given (it must
+    exist), else ./config.yaml, else the config.yaml of the project this package belongs to. config.yaml is
+    the one source of every default."""
+    for candidate in ([path] if path else [CONFIG_FILE, PACKAGE_CONFIG]):
+        config = read_config(candidate)
+        if config is not None:
+            return config
+    raise InputError(path or CONFIG_FILE, "no such config file; the defaults of every option are in the "
+                                          "project's config.yaml: run in the project folder, or give --config")
+

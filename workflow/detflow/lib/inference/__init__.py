@@ -1,0 +1,1 @@
+"""Using a trained detector: detecting in images and video frames, drawing the boxes, and gesture events."""

@@ -1,0 +1,1 @@
+"""Labelling tools adapted to this project: labelImg on a current Python."""
