@@ -30,10 +30,10 @@ import numpy as np
 from lxml import etree
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "workflow"))
-from detflow.dataset import build_dataset, index_images  # noqa: E402
-from detflow.lib.annotation_sources import list_annotations  # noqa: E402
-from detflow.lib.pascal_voc import write_annotation  # noqa: E402
+from detflow.dataset import build_dataset, index_images
+from detflow.lib.data.annotation_sources import list_annotations
+from detflow.lib.data.pascal_voc import write_annotation
+from machine import project_config
 
 CLASSES = ["grab", "drop"]
 VIDEOS = 5
@@ -93,16 +93,19 @@ def reference_copy(xml_files, target):
 def measure(root, with_tracemalloc):
     """One size in this process: seconds, tracemalloc peak, bytes held by the file lists, peak RSS."""
     annotations, frame_dirs = root / "annotations", sorted((root / "frames").iterdir())
+    dataset = project_config()["dataset"]  # the stage's settings, as the workflow passes them (not traced)
     lists_bytes = None
     if with_tracemalloc:
         tracemalloc.start()
-        lists = (list_annotations(annotations).files, index_images(frame_dirs))
+        held = [list_annotations(annotations).files, index_images(frame_dirs)]
         lists_bytes = tracemalloc.get_traced_memory()[0]
-        del lists
+        held.clear()
         tracemalloc.stop()
         tracemalloc.start()
     started = time.perf_counter()
-    summary = build_dataset(annotations, frame_dirs, root / "voc", classes=CLASSES)
+    summary = build_dataset(annotations, frame_dirs, root / "voc", classes=CLASSES,
+                            classes_from=dataset["classes_from"], on_error=dataset["on_error"],
+                            boxes_outside=dataset["boxes_outside"])
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] if with_tracemalloc else None
     return {"files": summary["annotation_files"], "used": summary["used"], "seconds": seconds, "tracemalloc_peak": peak,

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from detflow.demo import generate_video
+from machine import project_config
 
 FFMPEG_QSCALES = (2, 1)
 SAMPLE_FRAMES = 12
@@ -77,10 +78,14 @@ def ffmpeg_command(video, out_dir, every_nth, qscale, limit=None):
     return command + [str(out_dir / "%06d.jpg")]
 
 
-def detflow_command(video, out_dir, every_nth, quality, threads):
+def detflow_command(video, out_dir, every_nth, quality, threads, duplicate_threshold):
+    """The stage's command keeping every ``every_nth`` frame of the whole video, no frame skipped as a
+    duplicate (the stage's command line takes every option; the threshold is unused then)."""
     return [sys.executable, "-m", "detflow.frames", str(video), "--out-dir", str(out_dir),
-            "--manifest", str(out_dir) + ".csv", "--every-nth", str(every_nth), "--jpeg-quality", str(quality),
-            "--skip-duplicates", "false", "--threads", str(threads)]
+            "--manifest", str(out_dir) + ".csv", "--every-nth", str(every_nth), "--fps", "none",
+            "--start-s", "0", "--end-s", "none", "--max-frames", "none", "--skip-duplicates", "false",
+            "--duplicate-threshold", str(duplicate_threshold), "--jpeg-quality", str(quality),
+            "--threads", str(threads)]
 
 
 def matching_quality(frames, video, folder, every_nth, qscale):
@@ -118,6 +123,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="runs of each command; the best time counts")
     args = parser.parse_args()
     require_ffmpeg()
+    duplicate_threshold = project_config()["frames"]["duplicate_threshold"]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"generating a {args.seconds:g} s 1280x720 video at {args.fps} fps ...", flush=True)
@@ -132,7 +138,8 @@ def main():
                 ffmpeg_time, ffmpeg_files = timed(ffmpeg_command(video, folder / "ffmpeg", args.every_nth, qscale),
                                                   folder / "ffmpeg", args.repeats)
                 ours_time, our_files = timed(detflow_command(video, folder / "detflow", args.every_nth, quality,
-                                                             args.threads), folder / "detflow", args.repeats)
+                                                             args.threads, duplicate_threshold),
+                                             folder / "detflow", args.repeats)
                 if len(our_files) != len(ffmpeg_files):
                     sys.exit(f"different outputs: detflow {len(our_files)} files, ffmpeg {len(ffmpeg_files)}")
                 ffmpeg_kb, ffmpeg_psnr = jpeg_stats(sample, ffmpeg_files[:len(sample)])

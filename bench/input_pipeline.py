@@ -23,22 +23,15 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-import yaml
+import tf_keras
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "workflow"))
-from detflow.lib import retinanet_compat as compat  # noqa: E402
-from detflow.lib.training_data import training_generators  # noqa: E402
-from detflow.lib.training_model import new_model  # noqa: E402
-from detflow.lib.voc_tree import VocTree, read_classes  # noqa: E402
-from detflow.train import Settings  # noqa: E402
-
-import tf_keras  # noqa: E402  (after the compat module)
-from keras_retinanet.utils.anchors import make_shapes_callback  # noqa: E402
-
-VOC = REPO / "results" / "voc"
+from detflow.lib.data.voc_tree import VocTree, read_classes
+from detflow.lib.model.device import setup_device
+from detflow.lib.training.data import EpochOfSteps, training_generators
+from detflow.lib.training.model import new_model
+from detflow.lib.training.settings import Settings
+from machine import VOC, project_config
 
 
 def cpu_seconds():
@@ -66,10 +59,13 @@ def main():
     args = parser.parse_args()
     if not (VOC / "ImageSets" / "Main" / "train.txt").is_file():
         sys.exit(f"{VOC} is missing: build it with `snakemake --cores 2 results/voc/splits.json`")
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    settings = Settings(**{key: value for key, value in config["train"].items()
-                           if key in Settings.__dataclass_fields__})
-    device = compat.setup_device(config["train"]["threads"])
+    # Imported here, after detflow: it does `from tensorflow import keras`, which must come after detflow/__init__.py
+    # has set TF_USE_LEGACY_KERAS (sorted with the third-party imports above, it would come first).
+    from keras_retinanet.utils.anchors import make_shapes_callback
+
+    config = project_config()
+    settings = Settings.from_config(config["train"])
+    device = setup_device(config["train"]["threads"])
     classes = read_classes(VocTree(VOC).classes_file, config["classes"])
     generator, _ = training_generators(VOC, classes, settings, 0)
     model = new_model(settings, len(classes))
@@ -77,10 +73,10 @@ def main():
     started = cpu_seconds()
     ready = Ready([generator[index % len(generator)] for index in range(args.steps)])
     producing = cpu_seconds() - started
-    model.fit(compat.EpochOfSteps(generator, 3), steps_per_epoch=3, epochs=1, verbose=0)  # warm-up: graph tracing
+    model.fit(EpochOfSteps(generator, 3), steps_per_epoch=3, epochs=1, verbose=0)  # warm-up: graph tracing
     measured = {"live": [], "ready": []}
     for _ in range(args.repeats):
-        for name, sequence in (("live", compat.EpochOfSteps(generator, args.steps)), ("ready", ready)):
+        for name, sequence in (("live", EpochOfSteps(generator, args.steps)), ("ready", ready)):
             wall, cpu = time.perf_counter(), cpu_seconds()
             model.fit(sequence, steps_per_epoch=args.steps, epochs=1, verbose=0)
             measured[name].append((time.perf_counter() - wall, cpu_seconds() - cpu))

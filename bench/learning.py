@@ -36,10 +36,9 @@ import time
 from pathlib import Path
 
 import yaml
-from machine import cpu_model
 
-REPO = Path(__file__).resolve().parent.parent
-VOC = REPO / "results" / "voc"
+from machine import REPO, VOC, cpu_model, project_config
+
 CONTENDERS = {
     "today": {"epochs": 20, "steps": 100, "batch_size": 8, "learning_rate": 0.001, "lr_schedule": "constant",
               "warmup_steps": 0, "ema": False, "box_loss": "smooth_l1", "head_norm": "none"},
@@ -58,7 +57,7 @@ def cpu_seconds_of_children():
 
 
 def options(settings):
-    """Settings as the training stage's options."""
+    """Settings (a config section) as a stage's options, as the workflow's rules write them."""
     flat = []
     for key, value in settings.items():
         flat += [f"--{key.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
@@ -76,23 +75,23 @@ def run(command, log_path):
     return cpu_seconds_of_children() - before
 
 
-def train_and_test(name, settings, classes, work):
+def train_and_test(name, settings, config, work):
     """Train one contender and evaluate its best snapshot on the test split: (epoch rows, test metrics, CPU-s)."""
     work.mkdir(parents=True)
     started = time.perf_counter()
     cpu = run(["detflow.train", str(VOC), "--metrics", str(work / "metrics.csv"),
                "--summary", str(work / "training.json"), "--snapshots", str(work / "snapshots"),
-               "--tensorboard", str(work / "tensorboard"), "--classes", ",".join(classes),
+               "--tensorboard", str(work / "tensorboard"), "--classes", ",".join(config["classes"]),
                "--threads", "2", *options(settings)], work / "train.log")
     wall = time.perf_counter() - started
     run(["detflow.best_snapshot", str(work / "best.json"), str(work / "best.h5"),
          "--training", f"{name}={work / 'training.json'}", "--metric", "mAP"], work / "best.log")
-    run(["detflow.convert", str(work / "best.h5"), str(work / "best.json"), str(work / "inference.h5")],
-        work / "convert.log")
+    run(["detflow.convert", str(work / "best.h5"), str(work / "best.json"), str(work / "inference.h5"),
+         *options(config["convert"])], work / "convert.log")
     run(["detflow.evaluate", str(work / "inference.h5"), str(VOC), "test", "--metrics-json",
          str(work / "test.json"), "--metrics-csv", str(work / "test.csv"), "--pr-curves", str(work / "pr.png"),
          "--confusion-csv", str(work / "confusion.csv"), "--confusion-png", str(work / "confusion.png"),
-         "--classes", str(VOC / "classes.json")], work / "evaluate.log")
+         "--classes", str(VOC / "classes.json"), *options(config["evaluate"])], work / "evaluate.log")
     with open(work / "metrics.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     best = json.loads((work / "best.json").read_text())
@@ -138,7 +137,7 @@ def main():
     args = parser.parse_args()
     if not (VOC / "ImageSets" / "Main" / "test.txt").is_file():
         sys.exit(f"{VOC} is missing: build it with `snakemake --cores 2 results/voc/splits.json`")
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = project_config()
     base = {key: value for key, value in config["train"].items()
             if key not in ("threads", "mem_mb", "runtime", "variants")}
     chosen = {name: {**base, **changes} for name, changes in CONTENDERS.items() if args.only in (None, name)}
@@ -150,8 +149,7 @@ def main():
     with tempfile.TemporaryDirectory() as temporary:
         for repeat in range(args.repeats):
             for name, settings in chosen.items():
-                results[name].append(train_and_test(name, settings, config["classes"],
-                                                    Path(temporary) / f"{name}{repeat}"))
+                results[name].append(train_and_test(name, settings, config, Path(temporary) / f"{name}{repeat}"))
     for name, runs in results.items():
         for rows, test, cpu in runs:
             report(name, chosen[name], rows, test, cpu)

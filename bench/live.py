@@ -24,17 +24,14 @@ import time
 from pathlib import Path
 
 import cv2
-import yaml
 
 from detflow import live
 from detflow.demo import generate_video
-from detflow.lib import retinanet_compat as compat
-from detflow.lib.gesture_events import EventSettings
-from detflow.lib.inference import Detector, load_inference_model
-from detflow.lib.model_card import read_card
-from machine import cpu_model
-
-REPO = Path(__file__).resolve().parent.parent
+from detflow.lib.inference.detector import Detector, load_inference_model
+from detflow.lib.inference.events import EventSettings
+from detflow.lib.model.card import read_card
+from detflow.lib.model.device import setup_device
+from machine import MODEL, cpu_model, project_config
 
 
 def detector_alone(detector, video):
@@ -64,7 +61,7 @@ def measured(function):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=REPO / "results/model/inference.h5", type=Path)
+    parser.add_argument("--model", default=MODEL, type=Path)
     parser.add_argument("--seconds", type=float, default=8, help="length of the generated demo video")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
     parser.add_argument("--repeats", type=int, default=3)
@@ -72,9 +69,9 @@ def main():
     if not args.model.is_file():
         sys.exit(f"{args.model} is missing: train a model first, e.g. "
                  ".venv/bin/snakemake --cores 2 results/model/inference.h5, or pass --model")
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = project_config()
     card = read_card(args.model)
-    device = compat.setup_device(args.threads)
+    device = setup_device(args.threads)
     detector = Detector(load_inference_model(args.model, card), card,
                         score_threshold=config["predict"]["score_threshold"])
     settings = EventSettings.from_config(config["events"])

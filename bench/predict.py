@@ -8,7 +8,7 @@ preprocesses in a background thread, predicts batches of ``--batch-size``
 frames through a compiled function, and draws and writes in another thread.
 Both annotate every frame of the video; the bench prints frames/s of each,
 the ratio, and the largest differences between their detections
-(:mod:`detflow.lib.detection_match`: batched and one-at-a-time inference round
+(:mod:`detflow.lib.metrics.detection_match`: batched and one-at-a-time inference round
 differently), and fails when those exceed its stated tolerances. Each timing is the best of
 ``--repeats`` runs after one warm-up run each, the two taking turns. Target: ratio >= 2.
 
@@ -28,19 +28,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
+from keras_retinanet.utils.image import resize_image
 
 from detflow import predict
-from detflow.lib import retinanet_compat as compat
-from detflow.lib.detection_match import compare
-from detflow.lib.drawing import draw_detections
-from detflow.lib.inference import Detection, Detector, load_inference_model
-from detflow.lib.model_card import read_card
 from detflow.demo import generate_video
-
-from keras_retinanet.utils.image import resize_image  # noqa: E402  (after detflow, which imports the compat module)
-
-REPO = Path(__file__).resolve().parent.parent
+from detflow.lib.inference.detector import Detection, Detector, load_inference_model
+from detflow.lib.inference.drawing import draw_detections
+from detflow.lib.inference.events import EventSettings
+from detflow.lib.metrics.detection_match import compare
+from detflow.lib.model import retinanet
+from detflow.lib.model.card import read_card
+from detflow.lib.model.device import setup_device
+from machine import MODEL, project_config
 
 
 def tutorial(model, video, out_video, preprocess_image, classes, *, image_min_side, image_max_side, score_threshold):
@@ -83,7 +82,7 @@ def best_times(contenders, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=REPO / "results/model/inference.h5", type=Path)
+    parser.add_argument("--model", default=MODEL, type=Path)
     parser.add_argument("--video", type=Path, help="video to annotate (default: a generated demo video)")
     parser.add_argument("--seconds", type=float, default=20, help="length of the generated video")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -94,26 +93,29 @@ def main():
     if not args.model.is_file():
         sys.exit(f"{args.model} is missing: train a model first, e.g. "
                  ".venv/bin/snakemake --cores 2 results/model/inference.h5, or pass --model")
+    config = project_config()
+    events = EventSettings.from_config(config["events"])  # the gesture events predict_video also finds
     card = read_card(args.model)
     classes = card.class_map
-    device = compat.setup_device(args.threads)
+    device = setup_device(args.threads)
     model = load_inference_model(args.model, card)
     detector = Detector(model, card, score_threshold=args.score_threshold)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         video = args.video
         if video is None:
-            demo = yaml.safe_load((REPO / "config.yaml").read_text())["demo"]
+            demo = config["demo"]
             video = folder / "bench.mp4"
             generate_video(video, folder / "truth.csv", index=0, seed=demo["seed"], seconds=args.seconds,
                            fps=demo["fps"], width=demo["width"], height=demo["height"], classes=list(classes))
         frames = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
         (theirs_seconds, ours_seconds), (theirs, ours) = best_times([
-            lambda: tutorial(model, video, folder / "tutorial.mp4", compat.backbone(card.backbone).preprocess_image,
+            lambda: tutorial(model, video, folder / "tutorial.mp4", retinanet.backbone(card.backbone).preprocess_image,
                              classes, image_min_side=card.image_min_side, image_max_side=card.image_max_side,
                              score_threshold=args.score_threshold),
             lambda: predict.predict_video(detector, [video], folder / "ours.mp4", folder / "ours.csv",
-                                          folder / "ours.json", batch_size=args.batch_size, threads=args.threads),
+                                          folder / "ours.json", event_settings=events, stride=1,
+                                          batch_size=args.batch_size, threads=args.threads),
         ], args.repeats)
     ours_frames = [frame["detections"] for frame in ours["frames"]]
     found = sum(len(frame) for frame in ours_frames)

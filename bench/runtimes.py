@@ -9,13 +9,11 @@ turns, ``--repeats`` times after one warm-up run each; the figures are medians o
 wall time (frames/s) and of the process's CPU time (CPU ms per frame, which a
 shared machine disturbs less), and ratios against the Keras model at the same
 batch size, measured in the same run. Detections are compared with the Keras
-model's at batch 1 as :mod:`detflow.lib.detection_match` defines "the same".
+model's at batch 1 as :mod:`detflow.lib.metrics.detection_match` defines "the same".
 Target: the fastest runtime at least 3x the Keras model at batch 1.
 
-The model is ``--model`` or the workflow's ``results/model/inference.h5``; without
-either, a calibrated, untrained model of config.yaml's architecture (backbone, FPN
-width, image sizes), made as the tests make theirs (tests/helpers/models.py):
-the same network cost as a trained one, with detections spread over scores.
+The model is the trained one: ``--model``, or the workflow's own ``results/model/inference.h5``
+(run the workflow first: ``.venv/bin/snakemake --cores all``).
 
     .venv/bin/python bench/runtimes.py [--model inference.h5] [--threads 2] [--seconds 8] [--repeats 3]
 """
@@ -28,18 +26,16 @@ import time
 from pathlib import Path
 
 import cv2
-import yaml
 
 from detflow.demo import generate_video
 from detflow.export import export
-from detflow.lib import retinanet_compat as compat
-from detflow.lib.detection_match import compare
-from detflow.lib.inference import Detector, detect_stream, load_inference_model
-from detflow.lib.model_card import read_card
-from detflow.lib.runtimes import FORMATS, load_exported
-from machine import cpu_model
+from detflow.lib.inference.detector import Detector, detect_stream, load_inference_model
+from detflow.lib.metrics.detection_match import compare
+from detflow.lib.model.card import read_card
+from detflow.lib.model.device import setup_device
+from detflow.lib.model.runtimes import FORMATS, load_exported
+from machine import MODEL, cpu_model, project_config
 
-REPO = Path(__file__).resolve().parent.parent
 TARGET = 3.0
 
 
@@ -59,23 +55,6 @@ def demo_frames(folder, config, seconds, classes):
     return frames
 
 
-def calibrated_model(folder, config, frames):
-    """An untrained model of config's architecture, calibrated on some of ``frames`` (tests/helpers/models.py)."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from helpers.models import make_inference_model
-
-    train = config["train"]
-    images = []
-    for index, frame in enumerate(frames[::max(len(frames) // 8, 1)]):
-        images.append(folder / f"calibration_{index}.jpg")
-        cv2.imwrite(str(images[-1]), frame)
-    # A few boxes per frame above 0.5, as a trained detector finds, rather than clusters of near-equal ones.
-    return make_inference_model(folder / "inference.h5", images, backbone=train["backbone"],
-                                feature_size=train["feature_size"], classes=tuple(config["classes"]),
-                                image_min_side=train["image_min_side"], image_max_side=train["image_max_side"],
-                                anchors_per_image=2, head_norm=train["head_norm"])
-
-
 def timed(function):
     """(wall seconds, CPU seconds of this process, result) of one call."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -85,27 +64,27 @@ def timed(function):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="inference model (.h5); default: results/model/inference.h5 "
-                                                   "if present, else a calibrated untrained one")
+    parser.add_argument("--model", type=Path, default=MODEL,
+                        help="inference model (.h5); default: the workflow's results/model/inference.h5")
     parser.add_argument("--seconds", type=float, default=8, help="length of the generated demo video")
     parser.add_argument("--batch-size", type=int, help="default: config.yaml's predict batch size")
     parser.add_argument("--score-threshold", type=float, help="default: config.yaml's predict score threshold")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of every runtime")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    model_path = args.model
+    if not model_path.is_file():
+        sys.exit(f"{model_path} is missing: run the workflow first (`.venv/bin/snakemake --cores all`), "
+                 "or pass --model with a trained inference model")
+    config = project_config()
     batch_size = args.batch_size or config["predict"]["batch_size"]
     threshold = config["predict"]["score_threshold"] if args.score_threshold is None else args.score_threshold
-    device = compat.setup_device(args.threads)  # before TensorFlow's first tensor
-    model_path = args.model or (REPO / "results/model/inference.h5")
+    device = setup_device(args.threads)  # before TensorFlow's first tensor
+    card = read_card(model_path)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        classes = list(read_card(model_path).classes) if model_path.is_file() else config["classes"]
-        frames = demo_frames(folder, config, args.seconds, classes)
-        if not model_path.is_file():
-            model_path = calibrated_model(folder, config, frames)
-        card = read_card(model_path)
-        export(model_path, folder / "export", list(FORMATS))
+        frames = demo_frames(folder, config, args.seconds, list(card.classes))
+        export(model_path, folder / "export", list(FORMATS), opset=config["export"]["opset"])
         models = {"keras": load_inference_model(model_path, card)}
         models.update((runtime, load_exported(folder / "export", runtime, args.threads))
                       for runtime in FORMATS.values())
@@ -125,7 +104,7 @@ def main():
     load = os.getloadavg()
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
           f"(other work on the machine slows wall time; CPU time is this process's)")
-    print(f"model: {model_path.name if args.model or model_path.parent.name == 'model' else 'calibrated untrained'} "
+    print(f"model: {model_path.name} "
           f"{card.backbone} RetinaNet, FPN/heads {card.feature_size} wide, images {card.image_min_side}-"
           f"{card.image_max_side} px; {device}; {args.threads} threads each")
     print(f"video: generated demo video, {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}; "

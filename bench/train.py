@@ -1,14 +1,19 @@
 """Benchmark of the training stage against keras-retinanet's own training command.
 
 Both train the same model on the same data, side by side in this run: our
-stage (``python -m detflow.train``) on a synthetic Pascal VOC set, and
+stage (``python -m detflow.train``) on images of the demo's own Pascal VOC
+dataset as the workflow writes it (``results/voc``; build it first with
+``.venv/bin/snakemake --cores all results/voc/splits.json``):
+``--train-images`` and ``--val-images`` of its train and val splits, spread
+over each split's list, copied into a VOC tree of their own; and
 keras-retinanet's ``retinanet-train csv`` (its ``keras_retinanet.bin.train``
-entry point) on the same images and boxes converted to its CSV format. Same
-backbone and FPN width (the library's 256), image sizes, batch size, steps,
-epochs, augmentation (its ``--random-transform``), learning rate, weights
-(none), per-epoch evaluation on the same validation images, per-epoch
-snapshots and TensorBoard logs. The library's command needs the compatibility
-module in its process (tf_keras as ``keras``), nothing else.
+entry point) on the same images and boxes converted to its CSV format (an
+image without boxes as its empty row). Same backbone and FPN width (the
+library's 256), image sizes, batch size, steps, epochs, augmentation (its
+``--random-transform``), learning rate, weights (none), per-epoch evaluation
+on the same validation images, per-epoch snapshots and TensorBoard logs. The
+library's command needs tf_keras registered as ``keras`` in its process
+(``detflow.lib.model.retinanet.use_tf_keras_as_keras``), nothing else.
 
 Measured: images/s = epochs x steps x batch size / wall time of the whole
 command (start-up, model building and evaluation included), best of
@@ -23,6 +28,7 @@ import argparse
 import csv
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,27 +36,51 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "workflow"))
-sys.path.insert(0, str(REPO / "tests"))
-from detflow.lib.pascal_voc import read_annotation  # noqa: E402
-from helpers.voc import CLASSES, make_voc  # noqa: E402
+from detflow.lib.data.pascal_voc import read_annotation
+from detflow.lib.data.voc_tree import VocTree, read_classes
+from machine import REPO, VOC
 
 TARGET_RATIO = 1.0  # by medians: nothing in our loop may cost more than keras-retinanet's own
-LIBRARY_COMMAND = "import detflow.lib.retinanet_compat, sys; from keras_retinanet.bin.train import main; main(sys.argv[1:])"
+LIBRARY_COMMAND = ("import sys; from detflow.lib.model import retinanet; retinanet.use_tf_keras_as_keras(); "
+                   "from keras_retinanet.bin.train import main; main(sys.argv[1:])")
+VOC_COMMAND = ".venv/bin/snakemake --cores all results/voc/splits.json"  # what writes the demo's dataset
 
 
-def voc_to_csv(voc, folder):
+def spread(items, count):
+    """``count`` of ``items`` (all when they are fewer), evenly spaced over the list."""
+    return list(items) if count >= len(items) else [items[index * len(items) // count] for index in range(count)]
+
+
+def demo_subset(voc, root, counts):
+    """A VOC tree at ``root`` of ``counts[split]`` images of each split of the VOC tree ``voc``, spread over the
+    split's list (which is sorted by video), with their annotations and the classes; returns {split: count}."""
+    source, tree = VocTree(voc), VocTree(root)
+    for folder in (tree.images, tree.annotations, tree.lists):
+        folder.mkdir(parents=True)
+    shutil.copyfile(source.classes_file, tree.classes_file)
+    chosen = {split: spread(source.split_image_ids(split), count) for split, count in counts.items()}
+    for split, image_ids in chosen.items():
+        tree.split_file(split).write_text("".join(f"{image_id}\n" for image_id in image_ids))
+        for image_id in image_ids:
+            shutil.copyfile(source.image(image_id), tree.image(image_id))
+            shutil.copyfile(source.annotation(image_id), tree.annotation(image_id))
+    return {split: len(image_ids) for split, image_ids in chosen.items()}
+
+
+def voc_to_csv(voc, classes, folder):
     """keras-retinanet's CSV format for the train and val splits: path,x1,y1,x2,y2,class (0-based pixels)."""
     folder.mkdir(parents=True)
+    tree = VocTree(voc)
     with open(folder / "classes.csv", "w", newline="") as stream:
-        csv.writer(stream).writerows(sorted(CLASSES.items(), key=lambda item: item[1]))
+        csv.writer(stream).writerows(sorted(classes.items(), key=lambda item: item[1]))
     for split in ("train", "val"):
         with open(folder / f"{split}.csv", "w", newline="") as stream:
             writer = csv.writer(stream)
-            for image_id in (voc / "ImageSets" / "Main" / f"{split}.txt").read_text().split():
-                annotation = read_annotation(voc / "Annotations" / f"{image_id}.xml")
-                image = voc / "JPEGImages" / f"{image_id}.jpg"
+            for image_id in tree.split_image_ids(split):
+                annotation = read_annotation(tree.annotation(image_id))
+                image = tree.image(image_id)
+                if not annotation.objects:  # a negative: the CSV reader's row for an image without boxes
+                    writer.writerow([image, "", "", "", "", ""])
                 for item in annotation.objects:
                     xmin, ymin, xmax, ymax = item.box
                     # The VOC reader subtracts 1 from every coordinate; the CSV reader takes them as they are.
@@ -78,17 +108,26 @@ def main():
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--image-min-side", type=int, default=128)
     parser.add_argument("--image-max-side", type=int, default=192)
-    parser.add_argument("--train-images", type=int, default=48)
-    parser.add_argument("--val-images", type=int, default=8)
+    parser.add_argument("--train-images", type=int, default=48,
+                        help="images of the demo's train split to train on (at most the split's)")
+    parser.add_argument("--val-images", type=int, default=8,
+                        help="images of the demo's val split to evaluate on (at most the split's)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    # keras-retinanet's command ends training when an epoch asks for more batches than the data holds.
-    assert args.steps * args.batch_size <= args.train_images, "steps x batch size must not exceed the train images"
+    if min(args.train_images, args.val_images) < 1:
+        parser.error("--train-images and --val-images must be at least 1")
+    if not all(VocTree(VOC).split_file(split).is_file() for split in ("train", "val")):
+        sys.exit(f"{VOC} is missing: build the demo's dataset with `{VOC_COMMAND}`")
 
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
-        voc = make_voc(work / "voc", train=args.train_images, val=args.val_images)
-        voc_to_csv(voc, work / "csv")
+        voc = work / "voc"
+        used = demo_subset(VOC, voc, {"train": args.train_images, "val": args.val_images})
+        # keras-retinanet's command ends training when an epoch asks for more batches than the data holds.
+        assert args.steps * args.batch_size <= used["train"], "steps x batch size must not exceed the train images"
+        classes = read_classes(VocTree(voc).classes_file)
+        voc_to_csv(voc, classes, work / "csv")
+        print(f"data: {used['train']} train and {used['val']} val images of the demo's dataset ({VOC})", flush=True)
         common = ["--backbone", args.backbone, "--epochs", str(args.epochs), "--steps", str(args.steps),
                   "--batch-size", str(args.batch_size), "--image-min-side", str(args.image_min_side),
                   "--image-max-side", str(args.image_max_side)]
@@ -98,7 +137,7 @@ def main():
             run = work / f"run{repeat}"
             ours = [sys.executable, "-m", "detflow.train", str(voc), "--metrics", str(run / "ours" / "metrics.csv"),
                     "--summary", str(run / "ours" / "training.json"), "--snapshots", str(run / "ours" / "snapshots"),
-                    "--tensorboard", str(run / "ours" / "tensorboard"), "--classes", ",".join(CLASSES),
+                    "--tensorboard", str(run / "ours" / "tensorboard"), "--classes", ",".join(classes),
                     "--feature-size", "256", "--weights", "none", "--learning-rate", "0.001", "--augment", "true",
                     # The recipe's defaults (config.yaml): their cost per step is part of ours.
                     "--lr-schedule", "cosine", "--warmup-steps", "100", "--ema", "true", "--ema-momentum", "0.98",

@@ -1,14 +1,17 @@
 """Benchmark: two training variants run at the same time on a SLURM cluster against the same two run one
 after the other.
 
-The tiny workflow of the tests (tests/helpers/workflow.py) with two variants of one CPU each is run on the
-test cluster of scripts/slurm/start.sh (one node, 2 CPUs, 2 fake GPUs; needs root) with
-profiles/slurm: its data stages once, beforehand; then only the two training jobs, alternately in
-parallel (``--resources gpu=2``: the cluster runs both at once) and one after the other
-(``--resources gpu=1``: Snakemake submits the second when the first has ended), ``--repeats`` times
-each. Measured from SLURM's accounting (sacct): the span from the first training job's start to the
-last one's end, and the CPU seconds the jobs used (TotalCPU; the same work either way, so it shows
-what other load did to the wall times). Expected ratio (one after the other / parallel): close to 2.
+A tiny configuration of the workflow (the settings of the tests' tiny end-to-end run: 4 demo videos of
+2 s, 6 frames labelled per video, a small MobileNet) with two variants of one CPU each, run by this
+interpreter's ``python -m snakemake`` in a private copy of the workflow in a temporary folder (Snakefile,
+rules, workflow, profiles, envs, and config.yaml with those settings merged in), on the test cluster of
+scripts/slurm/start.sh (one node, 2 CPUs, 2 fake GPUs; needs root) with profiles/slurm: its data stages
+once, beforehand; then only the two training jobs, alternately in parallel (``--resources gpu=2``: the
+cluster runs both at once) and one after the other (``--resources gpu=1``: Snakemake submits the second
+when the first has ended), ``--repeats`` times each. Measured from SLURM's accounting (sacct): the span
+from the first training job's start to the last one's end, and the CPU seconds the jobs used (TotalCPU;
+the same work either way, so it shows what other load did to the wall times). Expected ratio (one after
+the other / parallel): close to 2.
 
     .venv/bin/python bench/variants.py [--repeats 2] [--steps 12]
 """
@@ -24,11 +27,21 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-from helpers.workflow import TINY_WORKFLOW, WorkflowCopy  # noqa: E402
-from machine import cpu_model
+import yaml
 
+from machine import REPO, cpu_model, project_config
+
+# What of the project a run of the workflow needs.
+WORKFLOW_PARTS = ("Snakefile", "config.yaml", "rules", "workflow", "profiles", "envs")
+# The tiny settings (the tests' tiny end-to-end run): 4 demo videos of 2 s split 2/1/1 by seed 24, 6 frames
+# labelled per video, epochs of a small MobileNet.
+TINY = {
+    "demo": {"seed": 5, "videos": 4, "seconds": 2, "fps": 10, "width": 160, "height": 120},
+    "labelling": {"frames_per_video": 6},
+    "split": {"seed": 24, "train": 0.5, "val": 0.25, "test": 0.25},
+    "train": {"backbone": "mobilenet128_0.25", "feature_size": 16, "epochs": 2, "steps": 3, "batch_size": 2,
+              "learning_rate": 1e-3, "image_min_side": 96, "image_max_side": 128},
+}
 VARIANTS = {"small": {"threads": 1}, "wider": {"threads": 1, "feature_size": 24}}
 TRAININGS = [f"results/training/{variant}/training.json" for variant in VARIANTS]
 SLURM_RUN = ["--workflow-profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "1",
@@ -59,13 +72,39 @@ def training_jobs(env, run_id):
     return (max(ends) - min(starts)).total_seconds(), sum(seconds(cpu) for *_, cpu in jobs), len(jobs)
 
 
-def run_trainings(workflow, env, gpus):
-    shutil.rmtree(workflow.root / "results" / "training", ignore_errors=True)
+def workflow_copy(root, settings):
+    """A copy of the workflow at ``root`` whose config.yaml is the project's with ``settings`` ({section:
+    {key: value}}) merged in; returns ``root``."""
+    root.mkdir(parents=True)
+    for part in WORKFLOW_PARTS:
+        if (REPO / part).is_dir():
+            shutil.copytree(REPO / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(REPO / part, root / part)
+    config = project_config()
+    for section, values in settings.items():
+        config[section] = {**config[section], **values}
+    (root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return root
+
+
+def snakemake(root, *args, env=None, timeout=1800):
+    """Run Snakemake (this interpreter's) in the copy at ``root`` on 2 cores; its output (stdout and stderr)."""
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env)
+    if result.returncode != 0:
+        sys.exit(f"snakemake {' '.join(args)} failed (exit {result.returncode}); its output ends:\n"
+                 f"{result.stdout[-6000:]}")
+    return result.stdout
+
+
+def run_trainings(root, env, gpus):
+    shutil.rmtree(root / "results" / "training", ignore_errors=True)
     started = time.monotonic()
-    result = workflow.snakemake(*SLURM_RUN, "--resources", f"gpu={gpus}", "--", *TRAININGS, env=env, timeout=3600)
+    output = snakemake(root, *SLURM_RUN, "--resources", f"gpu={gpus}", "--", *TRAININGS, env=env, timeout=3600)
     wall = time.monotonic() - started
-    span, cpu, count = training_jobs(env, RUN_ID.search(result.stdout).group(1))
-    assert count == len(VARIANTS), result.stdout[-3000:]
+    span, cpu, count = training_jobs(env, RUN_ID.search(output).group(1))
+    assert count == len(VARIANTS), output[-3000:]
     return span, cpu, wall
 
 
@@ -79,15 +118,15 @@ def main():
     if started.returncode != 0:
         sys.exit(f"the test cluster did not start: {started.stderr.strip().splitlines()[-1]}")
     env = {**os.environ, "SLURM_CONF": started.stdout.strip().split("=", 1)[1], "SBATCH_ACCOUNT": "root"}
+    settings = {**TINY, "train": {**TINY["train"], "steps": args.steps, "mem_mb": 3000, "runtime": 30,
+                                  "variants": VARIANTS}}
     with tempfile.TemporaryDirectory() as folder:
-        workflow = WorkflowCopy(Path(folder) / "project")
-        workflow.set_config(**TINY_WORKFLOW)
-        workflow.set_config(train={"steps": args.steps, "mem_mb": 3000, "runtime": 30, "variants": VARIANTS})
-        workflow.snakemake("results/voc/training_inputs.json", "results/voc/classes.json")  # the data, locally
+        root = workflow_copy(Path(folder) / "project", settings)
+        snakemake(root, "results/voc/training_inputs.json", "results/voc/classes.json")  # the data, locally
         results = {"parallel": [], "one after the other": []}
         for _ in range(args.repeats):
-            results["parallel"].append(run_trainings(workflow, env, gpus=2))
-            results["one after the other"].append(run_trainings(workflow, env, gpus=1))
+            results["parallel"].append(run_trainings(root, env, gpus=2))
+            results["one after the other"].append(run_trainings(root, env, gpus=1))
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, shared with other work while measured "
           f"(1-min load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
     print(f"two variants ({', '.join(VARIANTS)}), 2 epochs of {args.steps} steps, 1 CPU and 1 GPU slot each, "
