@@ -1,4 +1,5 @@
 # Helpers and input functions of the workflow. Rules only call these.
+# (rules/setup.smk has put the package on the path and checked the config files.)
 import json
 import os
 import re
@@ -8,17 +9,10 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-PACKAGE_ROOT = Path(workflow.basedir) / "workflow"
-sys.path.insert(0, str(PACKAGE_ROOT))
-# Jobs (local, SLURM or in a conda env) run the stages as `python -m detflow.<stage>`.
-os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p))
-# Their `python` is the one running Snakemake (e.g. .venv/bin/snakemake without activating .venv); a rule's conda env comes first.
-os.environ.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
-
 from detflow.lib.cli import InputError, options_of
 from detflow.lib.code_graph import module_files
 from detflow.lib.config import training_variants, validate_config
-from detflow.lib.data.videos import discover_videos, video_id
+from detflow.lib.data.videos import discover_videos, frame_id
 from detflow.lib.data.split_rule import SPLITS, split_of
 
 try:
@@ -164,7 +158,7 @@ def training_annotation_files(wildcards):
     videos = set(training_videos())
 
     def for_training(path):
-        image_id = video_id(path)
+        image_id = frame_id(path)
         frame = FRAME_NAME.fullmatch(image_id)
         if config["split"]["group_by"] == "image":
             return trains(image_id)

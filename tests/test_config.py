@@ -13,7 +13,7 @@ import yaml
 from lxml import etree
 
 from detflow.lib.cli import InputError
-from detflow.lib.config import SCHEMA_PATH, class_name_problem, training_variants, validate_config
+from detflow.lib.config import SCHEMA_PATH, class_name_problem, load_config_file, training_variants, validate_config
 from helpers.workflow import REPO, TINY_DEMO, TINY_WORKFLOW
 
 
@@ -234,3 +234,69 @@ def test_ap_of_a_class_with_a_space_round_trips_through_tensorboard(tmp_path):
     with tf.summary.create_file_writer(str(tmp_path)).as_default():
         tf.summary.scalar("epoch_AP_thumbs up", 0.5, step=0)
     assert read_scalars(tmp_path, "epoch_AP_thumbs up") == {0: 0.5}
+
+
+# Config files: one checked loader names the file and line
+@pytest.mark.parametrize("content, expected", [
+    (b"\x89HDF\r\n\x1a\n\x00\x00\x00\x00\x00\x08\x08\x00\x04\x00\x10\x00" + bytes(range(256)) * 16,
+     ": is not a text file (byte 0 is not UTF-8): a config file is YAML text such as config.yaml"),
+    (b"videos:\n  dir: null\n  extensions: [mp4\n", ", line 4: while parsing a flow sequence expected ',' or ']'"),
+    (b"train:\n  epochs: 3\nclasses: [a, b]\ntrain:\n  epochs: 4\n",
+     ", line 4: 'train' is given twice in one section (first on line 1); a YAML loader would keep only the last one"),
+    (b"predict:\n  score_threshold: .nan\n", ", line 2: .nan is not a number any setting can take"),
+    (b"train:\n  learning_rate: -.Inf\n", ", line 2: -.Inf is not a number any setting can take"),
+    (b"- videos\n- classes\n", ": holds no settings: a config file is a YAML mapping of sections"),
+    (b"a:\n\tb: 1\n", ", line 2: while scanning for the next token found character '\\t' that cannot start any token"),
+])
+def test_a_bad_config_file_is_named_with_its_line_and_reason(tmp_path, content, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as error:
+        load_config_file(path)
+    assert str(error.value).startswith(f"{path}{expected}")
+    assert "\n" not in str(error.value)
+
+
+def test_nan_anywhere_in_the_config_is_refused_naming_its_key(shipped, tmp_path):
+    """NaN passes the schema (it compares false with every bound), so it is refused before it."""
+    config = with_values(shipped, predict={"score_threshold": float("nan")})
+    assert refusal(config, tmp_path) == "config: predict.score_threshold: is not a number any setting can take " \
+                                        "(NaN or infinite)"
+    config = with_values(shipped, train={"variants": {"fast": {"learning_rate": float("inf")}}})
+    assert refusal(config, tmp_path) == "config: train.variants.fast.learning_rate: is not a number any setting " \
+                                        "can take (NaN or infinite)"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("a" * 25, "ends in 'a' repeated 25 times, which Snakemake refuses"),
+    ("ab" * 30, "ends in 'ab' repeated 30 times"),
+])
+def test_a_variant_name_snakemake_would_refuse_is_refused_first(shipped, tmp_path, name, expected):
+    config = with_values(shipped, train={"variants": {name: {}}})
+    message = refusal(config, tmp_path)
+    assert message.startswith(f"config: train.variants.{name}: the variant name '{name}' {expected}")
+
+
+@pytest.mark.parametrize("where", ["config.yaml", "--configfile"])
+@pytest.mark.parametrize("content, expected", [
+    ("train:\n  epochs: 3\n", "'train' is given twice in one section"),
+    ("predict:\n  score_threshold: .nan\n", ".nan is not a number any setting can take"),
+])
+def test_snakemake_stops_on_a_config_file_the_loader_refuses(workflow_copy, tmp_path, where, content, expected):
+    """A repeated section used to drop the first one silently; a NaN used to fail every prediction job."""
+    if where == "config.yaml":
+        path = workflow_copy.root / "config.yaml"
+        shipped = path.read_text()
+        changed = shipped.replace("  score_threshold: 0.5 ", "  score_threshold: .nan ", 1) if "nan" in content \
+            else shipped + content
+        assert changed != shipped
+        path.write_text(changed)
+        arguments = []
+    else:
+        path = tmp_path / "extra.yaml"
+        path.write_text("train:\n  epochs: 2\n" + content if "train" in content else content)
+        arguments = ["--configfile", str(path)]
+    result = workflow_copy.snakemake("-n", *arguments, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stdout
+    assert re.search(rf"invalid configuration: {re.escape(str(path if where != 'config.yaml' else 'config.yaml'))}, "
+                     rf"line \d+: {re.escape(expected)}", result.stdout), result.stdout[-2000:]

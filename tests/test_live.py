@@ -14,10 +14,11 @@ import time
 import pytest
 
 from detflow import live
-from detflow.lib.cli import InputError
+from detflow.lib.cli import InputError, options_of
 from detflow.lib.inference.events import EVENT_COLUMNS, EventSettings
+from helpers.config import config_options
 from helpers.desktop import screenshot
-from helpers.media import decoded_frames, write_video
+from helpers.media import EVERY_FRAME, decoded_frames, write_video, zero_frame_video
 from helpers.workflow import REPO
 
 FPS = 15
@@ -184,6 +185,32 @@ def test_sources_that_cannot_be_opened_are_said_in_one_line(model_path, tmp_path
     assert error_lines(done.stderr) == ["error: camera 7: no camera with this index can be opened (none connected, "
                                         "or in use by another program)"]
     assert "[ WARN" not in done.stderr and "Traceback" not in done.stderr  # OpenCV's own messages are off
+
+
+def test_a_source_without_frames_is_refused_by_every_entry_point_alike(model_path, tmp_path):
+    """A 0-frame file used to end live with exit 0, "0 frames processed" and no --out video; the frames
+    stage refused it. Now the frames stage, video prediction and live refuse it with the same line."""
+    empty = zero_frame_video(tmp_path / "nothing.avi")
+    out = tmp_path / "out"
+    commands = {
+        "frames": [sys.executable, "-m", "detflow.frames", str(empty), "--out-dir", str(out / "frames"),
+                   "--manifest", str(out / "frames.csv"), *options_of(EVERY_FRAME)],
+        "predict": [sys.executable, "-m", "detflow.predict", "video", str(model_path), str(empty), "--out-video",
+                    str(out / "a.mp4"), "--csv", str(out / "a.csv"), "--json", str(out / "a.json"),
+                    *config_options("predict", "score_threshold", "batch_size", "video_stride"),
+                    *config_options("events")],
+        "live": command(model_path, "--source", str(empty), "--no-window", "--out", str(out / "live.mp4")),
+    }
+    for name, arguments in commands.items():
+        done = subprocess.run(arguments, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert done.returncode == 1, (name, done.stderr[-2000:])
+        assert error_lines(done.stderr) == [f"error: {empty}: no frame could be decoded (a zero-frame, corrupt or "
+                                            "truncated video)"], name
+        assert "Traceback" not in done.stderr
+    assert not out.exists() or not any(out.rglob("*"))
+    folder = subprocess.run(command(model_path, "--source", str(tmp_path), "--no-window"), capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path)
+    assert folder.returncode == 1 and error_lines(folder.stderr) == [f"error: {tmp_path}: is a folder, not a video file"]
 
 
 def test_the_window_shows_boxes_and_frames_per_second(model_path, clip, display, tmp_path):

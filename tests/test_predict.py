@@ -18,6 +18,7 @@ from keras_retinanet.utils.image import preprocess_image, read_image_bgr, resize
 
 from detflow import predict
 from detflow.lib.cli import InputError
+from detflow.lib.data.videos import video_id
 from detflow.lib.inference import detector as inference
 from detflow.lib.inference.drawing import draw_detections
 from detflow.lib.inference.events import EventSettings
@@ -100,6 +101,21 @@ def test_split_detections_match_keras_retinanet_reference_calls(model, voc, tmp_
     assert on_disk == json.loads(json.dumps(content))
     assert on_disk["detections"] == {name: sum(row["class"] == name for row in rows) for name in CLASSES}
     assert on_disk["unreadable"] == [] and on_disk["images_predicted"] == on_disk["images_listed"] == 10
+
+
+def test_a_video_with_a_long_non_ascii_name_gets_every_output(model, tmp_path):
+    """A name of 125 'é' (250 bytes) used to pass frames, dataset and training, then crash predict_video on
+    '<id>.events.json.partial' (File name too long)."""
+    video = write_video(tmp_path / "in" / ("é" * 125 + ".mp4"), 6, fps=10)
+    out = tmp_path / "predictions"
+    name = video_id(video)
+    content = predict.predict_video(detector(model), [video], out / f"{name}.mp4", out / f"{name}.csv",
+                                    out / f"{name}.json", events_csv=out / f"{name}.events.csv",
+                                    events_json=out / f"{name}.events.json", event_settings=EVENTS, stride=1,
+                                    batch_size=BATCH)
+    assert content["complete"] and content["frames_predicted"] == 6
+    assert sorted(path.name[len(name):] for path in out.iterdir()) == [".csv", ".events.csv", ".events.json",
+                                                                        ".json", ".mp4"]
 
 
 def test_video_detections_match_reference_frame_by_frame(model, tmp_path):
@@ -188,6 +204,9 @@ def test_model_that_is_not_what_its_description_says_is_refused(tmp_path, case, 
         inference.load_inference_model(path, CARD)
     assert error.value.where == str(path)
     assert reason in error.value.reason
+    if case == "not a model":  # and how to get the workflow's model back
+        assert error.value.reason.endswith("written again from the chosen snapshot by "
+                                           "`snakemake --cores all --forcerun convert`")
 
 
 def test_command_line_names_the_model_and_the_reason(voc, tmp_path):

@@ -14,6 +14,7 @@ from detflow.frames import extract_frames
 from detflow.lib.cli import InputError, options_of
 from detflow.lib.data.videos import MAX_ID_BYTES, video_id
 from helpers.media import EVERY_FRAME, file_hashes, truncated_copy
+from helpers.system import apt_install
 from helpers.workflow import WorkflowCopy
 
 TEST_SOURCE = "testsrc=size=160x120:rate=30:duration=2"
@@ -26,13 +27,9 @@ H264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
 def ffmpeg():
     """The ffmpeg command, installed with apt-get where missing (as root)."""
     if shutil.which("ffmpeg") is None:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            pytest.skip("ffmpeg is missing and cannot be installed here (needs root and apt-get)")
-        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "ffmpeg"]
-        if subprocess.run(install, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], capture_output=True)
-            if subprocess.run(install, capture_output=True).returncode != 0:
-                pytest.skip("apt-get could not install ffmpeg")
+        reason = apt_install(["ffmpeg"])
+        if reason:
+            pytest.skip(reason)
     return shutil.which("ffmpeg")
 
 

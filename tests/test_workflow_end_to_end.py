@@ -92,9 +92,13 @@ def test_whole_tiny_run_through_snakemake_and_its_html_report(workflow_copy):
     for item in ("training_curves.png", "model.html", "dataset.html", "metrics.html", "pr_curves.png",
                  "Precision-recall curves", "Predictions", "Evaluation", "Training", "Dataset"):
         assert item in html_report
-    prelabel = workflow_copy.snakemake("prelabel")
-    assert "Drafts: 0 new in results/drafts" in prelabel.stdout  # the demo labels every chosen frame
+    drafts = workflow_copy.snakemake("drafts")
+    assert "Drafts: 0 new in results/drafts" in drafts.stdout  # the demo labels every chosen frame
     assert (root / "results" / "drafts" / "drafts.csv").read_text().count(",labelled,") == 4 * 6
+    # A copied or moved project still works: nothing under results/ names the project folder.
+    naming = [str(path.relative_to(root)) for path in (root / "results").rglob("*")
+              if path.is_file() and str(root).encode() in path.read_bytes()]
+    assert not naming
     assert workflow_copy.dry_run_jobs() == {}
     workflow_copy.set_config(predict={"score_threshold": 0.3})
     assert workflow_copy.dry_run_jobs() == {"predict_split": 2, "predict_video": 4, "gallery": 2, "results_report": 1,

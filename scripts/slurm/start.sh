@@ -64,9 +64,11 @@ install_packages() {
     fi
     local status=0
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${packages[@]}" >"$state/log/apt.log" 2>&1 ||
-        { apt-get update -q >>"$state/log/apt.log" 2>&1 &&
-            apt-get install -y -q --no-install-recommends "${packages[@]}" >>"$state/log/apt.log" 2>&1; } ||
+    # Wait for another apt or dpkg process rather than fail at once.
+    local apt=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+    "${apt[@]}" install -y -q --no-install-recommends "${packages[@]}" >"$state/log/apt.log" 2>&1 ||
+        { "${apt[@]}" update -q >>"$state/log/apt.log" 2>&1 &&
+            "${apt[@]}" install -y -q --no-install-recommends "${packages[@]}" >>"$state/log/apt.log" 2>&1; } ||
         status=$?
     [ -n "$made_policy" ] && rm -f "$policy"
     if [ "$status" -ne 0 ]; then

@@ -8,6 +8,7 @@ import subprocess
 import cv2
 
 from detflow.lib.labelling.labelimg_adapter import QT_SYSTEM_PACKAGES, missing_qt_library
+from helpers.system import apt_install
 
 DESKTOP_TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool", "import": "imagemagick"}
 
@@ -17,16 +18,7 @@ def install_missing():
     packages = [package for tool, package in DESKTOP_TOOLS.items() if shutil.which(tool) is None]
     if missing_qt_library():
         packages += QT_SYSTEM_PACKAGES
-    if not packages:
-        return None
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return f"needs {', '.join(packages)} (installing them needs root and apt-get)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-        if done.returncode != 0:
-            return f"apt-get could not install {', '.join(packages)}: {done.stderr.strip()[-300:]}"
-    return None
+    return apt_install(packages) if packages else None
 
 
 def start_display():

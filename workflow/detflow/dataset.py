@@ -58,8 +58,7 @@ from detflow.lib.data.frame_lists import read_selection
 from detflow.lib.data.pascal_voc import (
     ERROR, WARNING, Annotation, Problem, condensed_problems, read_annotation_bytes, write_annotation,
 )
-from detflow.lib.data.videos import FRAME_SUFFIXES
-from detflow.lib.data.videos import video_id as safe_id
+from detflow.lib.data.videos import FRAME_SUFFIXES, frame_id
 from detflow.lib.data.voc_tree import IMAGES_DIR, VocTree, class_names, write_classes
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ def index_images(image_dirs):
             for entry in entries:
                 if entry.name.lower().endswith(FRAME_SUFFIXES) and entry.is_file():
                     path = Path(entry.path)
-                    images.setdefault(safe_id(path), []).append(path)
+                    images.setdefault(frame_id(path), []).append(path)
     return images
 
 
@@ -215,7 +214,7 @@ def missing_annotations(selections, labelled_ids, annotations_dir, labelimg_comm
     records = []
     for selection in map(Path, selections):
         for _, file in read_selection(selection):
-            image_id = safe_id(file)
+            image_id = frame_id(file)
             if image_id not in labelled_ids:
                 if is_zip_source(annotations_dir):
                     expected = Path(annotations_dir)

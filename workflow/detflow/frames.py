@@ -42,7 +42,8 @@ import numpy as np
 from detflow.lib.cli import InputError, parse_bool, parse_optional, prog, run
 from detflow.lib.data.frame_lists import MANIFEST_COLUMNS
 from detflow.lib.data.videos import (
-    FrameClock, declared_frame_count, nominal_fps, open_video, rotation, single_video, stopped_short, video_id,
+    NO_FRAMES, FrameClock, declared_frame_count, nominal_fps, open_video, rotation, single_video, stopped_short,
+    video_id,
 )
 from detflow.lib.progress import Progress
 
@@ -195,7 +196,7 @@ def _check_complete(video, capture, clock, decoded, stopped_early):
     """Refuse a video that decodes no frame, or whose stream ends well before the duration its container
     declares; log what the decoding showed of its frame count, frame rate, timestamps and rotation."""
     if decoded == 0:
-        raise InputError(video, "no frame could be decoded (a zero-frame, corrupt or truncated video)")
+        raise InputError(video, NO_FRAMES)
     declared, fps = declared_frame_count(capture), nominal_fps(capture)
     short = None if stopped_early else stopped_short(capture, clock, decoded)
     if short:

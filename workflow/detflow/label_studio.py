@@ -78,7 +78,7 @@ from detflow.lib.cli import InputError, add_model_options, model_options, prog, 
 from detflow.lib.data.annotation_sources import labelled_image_ids
 from detflow.lib.data.frame_lists import read_selection
 from detflow.lib.data.pascal_voc import write_annotation
-from detflow.lib.data.videos import video_id as safe_id
+from detflow.lib.data.videos import frame_id
 from detflow.lib.files import creating, write_atomically
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def frames_to_label(selections, images_dir, annotations_dir):
             if not path.is_file():
                 raise InputError(path, f"chosen in {selection} but missing from the labelling folder "
                                        "(rerun `snakemake labelling`)")
-            frames.append(Frame(safe_id(file), selection.stem, path))
+            frames.append(Frame(frame_id(file), selection.stem, path))
     labelled = labelled_image_ids(annotations_dir, {frame.image_id for frame in frames})
     return [frame for frame in frames if frame.image_id not in labelled]
 
@@ -363,7 +363,7 @@ def plan_import(export, images_dir, out_dir, classes):
                 objects.append(voc_object(item if isinstance(item, dict) else {}, size[0], size[1], classes))
             except ValueError as error:
                 problems.append(f"{where}: result {index} of annotation {annotation.get('id', '?')}: {error}")
-        target = Path(out_dir) / f"{safe_id(frame.name)}.xml"
+        target = Path(out_dir) / f"{frame_id(frame.name)}.xml"
         if target.exists():
             left.append(f"{where}: {target} exists already and is never replaced")
             continue

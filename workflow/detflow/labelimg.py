@@ -32,7 +32,7 @@ from detflow.lib.cli import InputError, prog, run
 from detflow.lib.config import read_config
 from detflow.lib.data.annotation_sources import is_zip_source, labelled_image_ids
 from detflow.lib.data.pascal_voc import read_annotation
-from detflow.lib.data.videos import video_id as safe_id
+from detflow.lib.data.videos import frame_id
 from detflow.lib.data.voc_tree import class_names
 from detflow.lib.files import creating
 
@@ -135,13 +135,13 @@ def image_ids(images_dir):
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         return set()
-    return {safe_id(path) for path in images_dir.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES}
+    return {frame_id(path) for path in images_dir.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES}
 
 
 def drafts_without_images(drafts_dir, images_dir):
     """Names of the drafts whose image is not in the labelling folder."""
     images = image_ids(images_dir)
-    return [path.name for path in draft_files(drafts_dir) if safe_id(path) not in images]
+    return [path.name for path in draft_files(drafts_dir) if frame_id(path) not in images]
 
 
 def draft_files(drafts_dir):
@@ -191,7 +191,7 @@ def accept(drafts_dir, save_dir, images_dir):
     images = image_ids(images_dir)
     copied, left = [], []
     for draft in draft_files(drafts_dir):
-        image_id = safe_id(draft)
+        image_id = frame_id(draft)
         annotation = read_annotation(draft)
         if annotation.errors:
             left.append((draft.name, f"cannot be used: {annotation.errors[0].message}"))

@@ -390,7 +390,7 @@ def main(argv=None):
     settings = EventSettings(args.min_frames, args.max_gap, args.track_iou, args.merge_iou)
     _quiet_opencv()
     source = Source(args.source)
-    if source.kind == "file" and not source.value.is_file():
+    if source.kind == "file" and not source.value.exists():
         raise InputError(source.value, "video file not found (a camera is a number, a stream a URL)")
     # Opened before the model loads, so that a wrong source is said at once.
     reader = NewestFrame(source, paced=not args.no_pace, lossless=args.no_pace, reconnects=args.reconnects,

@@ -25,7 +25,7 @@ import cv2
 
 from detflow.lib.cli import InputError, add_model_options, model_options, prog, run
 from detflow.lib.data.videos import (
-    FrameClock, declared_frame_count, nominal_fps, open_video, single_video, stopped_short, video_id,
+    NO_FRAMES, FrameClock, declared_frame_count, nominal_fps, open_video, single_video, stopped_short, video_id,
 )
 from detflow.lib.data.voc_tree import VocTree
 from detflow.lib.files import replacing, write_atomically
@@ -184,7 +184,7 @@ def predict_video(detector, videos, out_video, csv_path, json_path, *, events_cs
         capture.release()
     if not frames:
         out_video.unlink(missing_ok=True)
-        raise InputError(video, "no frame could be decoded (a zero-frame, corrupt or truncated video)")
+        raise InputError(video, NO_FRAMES)
     complete = short is None
     if not complete:
         log.warning("%s: %s (truncated or corrupt video); the %d frames before that are annotated", video, short,

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from detflow.lib.cli import InputError, prog, run
 from detflow.lib.data.annotation_sources import list_annotations
-from detflow.lib.data.videos import FRAME_SUFFIXES
-from detflow.lib.data.videos import video_id as safe_id
+from detflow.lib.data.videos import FRAME_SUFFIXES, frame_id
 from detflow.lib.files import write_atomically
 
 log = logging.getLogger(__name__)
@@ -33,14 +32,14 @@ def manifest(annotation_files, frame_dirs, settings):
     """{"settings", "annotations": {file: sha256}, "images": {image id: sha256}, "digest"} of the
     annotation files given and the frames they label (frames nobody labelled are not read)."""
     annotations = {str(path): _digest(Path(path).read_bytes()) for path in sorted(annotation_files)}
-    labelled = {safe_id(Path(path).name) for path in annotation_files}
+    labelled = {frame_id(Path(path).name) for path in annotation_files}
     images = {}
     for frame_dir in map(Path, frame_dirs):
         if not frame_dir.is_dir():
             raise InputError(frame_dir, "frame folder not found (the frames stage writes it)")
         for path in sorted(frame_dir.iterdir()):
-            if path.suffix.lower() in FRAME_SUFFIXES and safe_id(path) in labelled:
-                images[safe_id(path)] = _digest(path.read_bytes())
+            if path.suffix.lower() in FRAME_SUFFIXES and frame_id(path) in labelled:
+                images[frame_id(path)] = _digest(path.read_bytes())
     content = {"settings": settings, "annotations": annotations, "images": images}
     content["digest"] = _digest(json.dumps(content, sort_keys=True).encode())
     return content

@@ -1,5 +1,7 @@
-"""Validation of the workflow's configuration against its JSON schema, plus the
-checks a schema cannot express. Errors name the offending key, in one line."""
+"""The workflow's configuration: config files read by one checked loader, then validated against the JSON
+schema plus the checks a schema cannot express. Errors name the file and line, or the offending key, in
+one line."""
+import math
 import unicodedata
 from pathlib import Path
 
@@ -7,6 +9,7 @@ import jsonschema
 import yaml
 
 from detflow.lib.cli import InputError
+from detflow.lib.names import periodic_problem
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 CONFIG_FILE = "config.yaml"  # the project's config, in the folder Snakemake runs in
@@ -17,6 +20,76 @@ PACKAGE_CONFIG = Path(__file__).resolve().parents[3] / CONFIG_FILE
 NAMED_WEIGHTS = ("none", "imagenet")
 # The one training variant when train.variants is absent or empty.
 DEFAULT_VARIANT = "default"
+
+class _CheckedLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing what a YAML loader would silently accept: a key given twice in one mapping
+    (the last would win), and a number that is NaN or infinite (no setting means either)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.MarkedYAMLError(
+                    problem=f"{key!r} is given twice in one section (first on line {seen[key] + 1}); a YAML "
+                            "loader would keep only the last one", problem_mark=key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_float(self, node):
+        value = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise yaml.MarkedYAMLError(problem=f"{node.value} is not a number any setting can take",
+                                       problem_mark=node.start_mark)
+        return value
+
+
+_CheckedLoader.add_constructor("tag:yaml.org,2002:float", _CheckedLoader.construct_yaml_float)
+_CheckedLoader.add_constructor("tag:yaml.org,2002:map", _CheckedLoader.construct_mapping)
+
+
+def load_config_file(path):
+    """The settings in a config file (YAML, or JSON, which YAML reads too), read by the one checked loader:
+    InputError names the file, and the line where there is one, for bytes that are not text, YAML that does
+    not parse, a key given twice in one section, a NaN or infinite number, or a file that holds no mapping."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(path, f"cannot be read ({error.strerror or error})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(path, f"is not a text file (byte {error.start} is not UTF-8): a config file is YAML "
+                               "text such as config.yaml") from None
+    if "\0" in text:
+        raise InputError(path, "is not a text file (it holds NUL bytes): a config file is YAML text such as "
+                               "config.yaml")
+    try:
+        content = yaml.load(text, Loader=_CheckedLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}, line {mark.line + 1}" if mark else str(path)
+        raise InputError(where, " ".join(part for part in (error.context, error.problem) if part)) from None
+    except yaml.YAMLError as error:
+        raise InputError(path, f"is not valid YAML ({error})") from None
+    if not isinstance(content, dict):
+        raise InputError(path, "holds no settings: a config file is a YAML mapping of sections (videos:, "
+                               "classes:, ...) as config.yaml")
+    return content
+
+
+def _non_finite(value, path=()):
+    """The key path of the first NaN or infinite number in ``value`` (as given by ``--config`` too), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
 
 def _key(path):
     return ".".join(str(part) for part in path) or "(top level)"
@@ -103,6 +176,9 @@ def validate_config(config, source="config", project_dir=None):
     the current one by default)."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     validator = jsonschema.Draft7Validator(schema)
+    non_finite = _non_finite(config)
+    if non_finite is not None:  # the schema's bounds let NaN through: it compares false with every bound
+        raise InputError(f"{source}: {_key(non_finite)}", "is not a number any setting can take (NaN or infinite)")
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         error = errors[0]
@@ -121,6 +197,9 @@ def validate_config(config, source="config", project_dir=None):
     project_dir = Path.cwd() if project_dir is None else project_dir
     for name, settings in training_variants(config["train"]).items():
         where = f"train.variants.{name}" if config["train"].get("variants") else "train"
+        problem = periodic_problem(name)  # the schema limits its characters and length
+        if problem:
+            raise InputError(f"{source}: {where}", f"the variant name {name!r} {problem}; choose another name")
         _check_train(settings, schema, validator, where, project_dir, source)
     frames = config["frames"]
     if frames["end_s"] is not None and frames["end_s"] <= frames["start_s"]:
@@ -138,11 +217,7 @@ def read_config(path):
     path = Path(path)
     if not path.is_file():
         return None
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise InputError(path, f"cannot be read as YAML: {error}") from None
-    return validate_config(config, source=str(path))
+    return validate_config(load_config_file(path), source=str(path))
 
 
 def project_config(path=None):

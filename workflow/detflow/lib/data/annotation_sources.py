@@ -47,7 +47,7 @@ from pathlib import Path, PurePosixPath
 
 from detflow.lib.cli import InputError
 from detflow.lib.data.pascal_voc import MAX_ANNOTATION_BYTES, Problem
-from detflow.lib.data.videos import video_id as safe_id
+from detflow.lib.data.videos import frame_id
 
 ANNOTATIONS_FOLDER = "annotations"  # compared case-insensitively: VOC trees call it Annotations
 MACOS_ZIP_FOLDER = "__MACOSX"
@@ -281,7 +281,7 @@ def image_id(name, image_ids=None):
     else the name's own id, which then matches no image.
     """
     name = _base_name(name)
-    own = safe_id(name)
+    own = frame_id(name)
     if image_ids is None or own in image_ids:
         return own
     unprefixed = _unprefixed(name)
@@ -295,7 +295,7 @@ def _base_name(name):
 def _unprefixed(name):
     """The safe id of a file name without its Label Studio prefix, or None when it has none."""
     match = _LABEL_STUDIO_PREFIX.fullmatch(_base_name(name))
-    return safe_id(match[1]) if match else None
+    return frame_id(match[1]) if match else None
 
 
 def labelled_image_ids(source, image_ids=None):

@@ -9,7 +9,7 @@ import csv
 from pathlib import Path
 
 from detflow.lib.cli import InputError
-from detflow.lib.data.videos import video_id as safe_id
+from detflow.lib.data.videos import frame_id
 
 # timestamp_from: "stream", or "index at <fps> fps" for frames without a usable timestamp; source: the video's
 # file name (its id may be shortened).
@@ -45,5 +45,5 @@ def chosen_frames(selections, frame_dirs):
     for selection, frame_dir in zip(map(Path, selections), map(Path, frame_dirs)):
         if selection.stem != frame_dir.name:
             raise InputError(selection, f"does not belong to frame folder {frame_dir}")
-        frames.extend((safe_id(file), selection.stem, frame_dir / file) for _, file in read_selection(selection))
+        frames.extend((frame_id(file), selection.stem, frame_dir / file) for _, file in read_selection(selection))
     return frames

@@ -5,9 +5,10 @@ character other than letters, digits, ``-`` and ``_`` replaced by ``_``: ids
 become frame file names, Pascal VOC image ids (which keras-retinanet splits on
 whitespace) and Snakemake wildcards. Two files with the same id are kept
 together, so that the job for that id can refuse them by name. An id longer
-than MAX_ID_BYTES (UTF-8) is cut and ends in a hash of the whole name, so that
-``<id>_<index:06d>.jpg`` fits in the 255 bytes file systems allow; a trailing
-frame number (``_000123``) is never cut, so the id of a frame file is its name.
+than :data:`detflow.lib.names.MAX_NAME_BYTES` (UTF-8) is cut and ends in a hash
+of the whole name, so that every file name a stage derives from it fits in the
+255 bytes file systems allow; a trailing frame number (``_000123``) is never
+cut from the name of a frame (:func:`frame_id`), so the id of a frame file is its name.
 
 Videos are decoded with OpenCV's FFmpeg backend, which turns frames upright as
 the rotation metadata of phone videos says. The frame count a container
@@ -16,7 +17,6 @@ variable-frame-rate video), so a video is called truncated only on evidence:
 a frame that cannot be decoded, or a stream whose last frame comes clearly
 before the duration the container declares.
 """
-import hashlib
 import os
 import re
 import unicodedata
@@ -25,44 +25,37 @@ from pathlib import Path
 import cv2
 
 from detflow.lib.cli import InputError
+from detflow.lib.names import MAX_NAME_BYTES, fitted, periodic_problem
 
 _UNSAFE = re.compile(r"[^\w-]+")
-_FRAME_NUMBER = re.compile(r"_\d{6,}$")
-# File names may have 255 bytes: an id of 240 leaves room for "_<index>.jpg" with indices of up to 9 digits.
-MAX_ID_BYTES = 240
-HASH_CHARS = 10
-# Snakemake refuses a wildcard value ending in a piece repeated this many times (it takes it for an
-# infinite recursion: snakemake.io.PeriodicityDetector, 20 to 100 repeats).
-_PERIODIC = re.compile(r"(.+?)\1{19,99}$")
+_FRAME_NUMBER = re.compile(r"_\d{6,9}$")
+MAX_ID_BYTES = MAX_NAME_BYTES
 # A container's declared frame count may be an estimate (duration x frame rate):
 # decoding may end this many frames (or this fraction) short of it without the
 # file being called truncated.
 COUNT_TOLERANCE_FRAMES = 2
 COUNT_TOLERANCE_FRACTION = 0.02
+NO_FRAMES = "no frame could be decoded (a zero-frame, corrupt or truncated video)"
 FRAME_SUFFIXES = (".jpg", ".jpeg")  # images in frame folders: the frames stage writes JPEG, a person may copy .jpeg
+
+
+def _safe(path):
+    stem = unicodedata.normalize("NFC", Path(path).stem)
+    return _UNSAFE.sub("_", stem).strip("_") or "video"
 
 
 def video_id(path):
     """The safe name of a video file: ``my clip (2).mp4`` -> ``my_clip_2``; a name of more than
     MAX_ID_BYTES is cut and ends in ``_`` and a hash of the whole name."""
-    stem = unicodedata.normalize("NFC", Path(path).stem)
-    name = _UNSAFE.sub("_", stem).strip("_") or "video"
+    return fitted(_safe(path))
+
+
+def frame_id(path):
+    """The safe name of a frame or of its annotation file, ``<video id>_<frame index>``: the name of a frame
+    the frames stage wrote, unchanged; a longer name cut as a video id, its frame number kept."""
+    name = _safe(path)
     frame_number = _FRAME_NUMBER.search(name)
-    base, suffix = (name[:frame_number.start()], frame_number.group()) if frame_number else (name, "")
-    if len(base.encode()) <= MAX_ID_BYTES:
-        return name
-    digest = hashlib.sha256(base.encode()).hexdigest()[:HASH_CHARS]
-    cut = base.encode()[:MAX_ID_BYTES - HASH_CHARS - 1].decode(errors="ignore").rstrip("_")
-    return f"{cut}_{digest}{suffix}"
-
-
-def periodic_ending(name):
-    """(piece, repeats) where ``name`` ends in a piece repeated as often as Snakemake refuses in a
-    wildcard value, else None."""
-    if len(name) < 20:
-        return None
-    match = _PERIODIC.search(name)
-    return (match.group(1), len(match.group()) // len(match.group(1))) if match else None
+    return fitted(name, frame_number.group() if frame_number else "")
 
 
 def discover_videos(directory, extensions):
@@ -80,11 +73,9 @@ def discover_videos(directory, extensions):
                                    "restore the target or remove the link")
         if path.is_file():
             name = video_id(path)
-            periodic = periodic_ending(name)
-            if periodic:
-                raise InputError(path, f"its video name '{name}' ends in '{periodic[0]}' repeated {periodic[1]} "
-                                       "times, which Snakemake refuses in file names (it takes them for an "
-                                       "endless recursion); rename the file")
+            problem = periodic_problem(name)
+            if problem:
+                raise InputError(path, f"its video name '{name}' {problem}; rename the file")
             found.setdefault(name, []).append(path)
     if not found:
         raise InputError(directory, f"no videos in this folder (looked for {', '.join(sorted(endings))})")
@@ -105,12 +96,25 @@ def single_video(videos):
 
 
 def open_video(path, threads=0):
-    """An opened cv2.VideoCapture, or InputError saying why ``path`` is not a readable video."""
+    """An opened cv2.VideoCapture at the first frame, or InputError saying why ``path`` is not a readable video:
+    every stage that reads a video file (frames, predict, live) refuses the same files with the same words."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a video file")
     if not path.is_file():
         raise InputError(path, "video file not found")
     if path.stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes), not a video")
+    capture = _capture(path, threads)
+    # A container holding no decodable frame opens all the same: try the first frame, then start again.
+    if not capture.grab():
+        capture.release()
+        raise InputError(path, NO_FRAMES)
+    capture.release()
+    return _capture(path, threads)
+
+
+def _capture(path, threads):
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
     if not capture.isOpened():
         raise InputError(path, "not a video OpenCV can read (not a video file, or a corrupt, truncated or zero-frame one)")

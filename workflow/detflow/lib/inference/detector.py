@@ -28,7 +28,7 @@ from detflow.lib.cli import InputError
 from detflow.lib.data.voc_tree import read_classes
 from detflow.lib.inference.background import in_background
 from detflow.lib.model import retinanet
-from detflow.lib.model.card import check_classes, check_options, read_card
+from detflow.lib.model.card import REBUILD, check_classes, check_options, read_card
 from detflow.lib.model.device import setup_device
 from detflow.lib.model.runtimes import ExportedModel, load_exported
 
@@ -96,7 +96,7 @@ def load_inference_model(path, card):
         if len(reason) > 160:
             reason = reason[:160] + " ..."
         raise InputError(path, f"cannot be loaded as a keras-retinanet model on backbone {backbone_name}, as its "
-                               f"description says ({reason})")
+                               f"description says ({reason}); {REBUILD}")
     if {"regression", "classification"} <= set(model.output_names):
         raise InputError(path, "is a training model (outputs regression and classification), not an inference "
                                "model: convert it first (the convert stage, keras-retinanet's convert_model)")

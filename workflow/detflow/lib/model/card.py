@@ -54,6 +54,11 @@ class ModelCard:
         return cls(**{**fields, "classes": tuple(fields["classes"])})
 
 
+# How a person gets the workflow's inference model back when the file is damaged or foreign.
+REBUILD = ("the workflow's results/model/inference.h5 is written again from the chosen snapshot by "
+           "`snakemake --cores all --forcerun convert`")
+
+
 def embed(model_path, card):
     """Write ``card`` into the model file (before it is renamed into place)."""
     with h5py.File(model_path, "a") as model:
@@ -69,11 +74,10 @@ def read_card(model_path):
         with h5py.File(model_path, "r") as model:
             text = model.attrs.get(ATTRIBUTE)
     except OSError as error:
-        raise InputError(model_path, f"is not a readable .h5 model file ({error})") from None
+        raise InputError(model_path, f"is not a readable .h5 model file ({error}); {REBUILD}") from None
     if text is None:
         raise InputError(model_path, "carries no description of itself (backbone, classes, image sizes): it was "
-                                     "not made by the convert stage; convert its snapshot again "
-                                     "(`snakemake --cores all results/model/inference.h5` or python -m detflow.convert)")
+                                     f"not made by the convert stage; {REBUILD}")
     return _parse(model_path, text)
 
 
