@@ -39,7 +39,7 @@ rule imagenet_weights:
     conda:
         "../envs/training.yaml"
     params:
-        options=cli_options({key: value for key, value in config["weights"].items() if value is not None}),
+        options=cli_options(config["weights"]),
     shell:
         "python -m detflow.weights {wildcards.backbone:q} {output.weights:q} {params.options} > {log:q} 2>&1"
 

@@ -21,7 +21,7 @@ DETECTIONS = [
 
 
 def test_coco_metrics_match_hand_computed_answers():
-    metrics = coco_metrics(ANNOTATIONS, DETECTIONS, ["a", "b"])
+    metrics = coco_metrics(ANNOTATIONS, DETECTIONS, ["a", "b"], 100)
     # a: 2 boxes; the best detection is right at every IoU, the next one wrong: precision 1 up to
     # recall 0.5, recall above 0.5 never reached: 51 of COCO's 101 recall points.
     a = 51 / 101
@@ -33,15 +33,15 @@ def test_coco_metrics_match_hand_computed_answers():
 
 def test_class_without_boxes_is_undefined_and_left_out():
     annotations = [[image[0], NO_BOXES] for image in ANNOTATIONS]
-    metrics = coco_metrics(annotations, DETECTIONS, ["a", "b"])
+    metrics = coco_metrics(annotations, DETECTIONS, ["a", "b"], 100)
     assert metrics["classes"]["b"] == {"mAP_50_95": None, "AP50": None, "AP75": None}
     assert metrics["overall"]["mAP_50_95"] == pytest.approx(51 / 101)
 
 
 def test_no_detections_score_zero_and_no_boxes_are_undefined():
     nothing = [[NO_DETECTIONS, NO_DETECTIONS] for _ in ANNOTATIONS]
-    assert coco_metrics(ANNOTATIONS, nothing, ["a", "b"])["overall"] == {"mAP_50_95": 0.0, "AP50": 0.0, "AP75": 0.0}
-    empty = coco_metrics([], [], ["a", "b"])
+    assert coco_metrics(ANNOTATIONS, nothing, ["a", "b"], 100)["overall"] == {"mAP_50_95": 0.0, "AP50": 0.0, "AP75": 0.0}
+    empty = coco_metrics([], [], ["a", "b"], 100)
     assert empty["overall"] == {"mAP_50_95": None, "AP50": None, "AP75": None}
 
 
@@ -52,13 +52,13 @@ def test_confusion_matrix_counts():
                                [0, 1, 0],   # b found
                                [1, 1, 0]]   # false alarms: a in image 1, the tiny b box
     # Above the tiny box's score it no longer counts; at IoU 0.9 the shifted b is a miss and a false alarm.
-    assert confusion_matrix(ANNOTATIONS, DETECTIONS, 2, score_threshold=0.75).tolist() == [[1, 0, 1], [0, 1, 0],
+    assert confusion_matrix(ANNOTATIONS, DETECTIONS, 2, iou_threshold=0.5, score_threshold=0.75).tolist() == [[1, 0, 1], [0, 1, 0],
                                                                                           [0, 0, 0]]
-    assert confusion_matrix(ANNOTATIONS, DETECTIONS, 2, iou_threshold=0.9)[1].tolist() == [0, 0, 1]
+    assert confusion_matrix(ANNOTATIONS, DETECTIONS, 2, iou_threshold=0.9, score_threshold=0.5)[1].tolist() == [0, 0, 1]
 
 
 def test_confusion_matrix_wrong_class_and_one_match_per_box():
     # One box of a, found as b and (less well) as a: the better overlap (b) takes it, the a detection is a false alarm.
     annotations = [[np.array([[0, 0, 10, 10.]]), NO_BOXES]]
     detections = [[np.array([[1, 0, 11, 10, 0.9]]), np.array([[0, 0, 10, 10, 0.8]])]]
-    assert confusion_matrix(annotations, detections, 2).tolist() == [[0, 1, 0], [0, 0, 0], [1, 0, 0]]
+    assert confusion_matrix(annotations, detections, 2, iou_threshold=0.5, score_threshold=0.5).tolist() == [[0, 1, 0], [0, 0, 0], [1, 0, 0]]

@@ -14,12 +14,12 @@ from keras_retinanet.utils import eval as retinanet_eval
 from keras_retinanet.utils.colors import label_color
 
 from detflow import evaluate
-from detflow.drafts import voc_objects
 from detflow.lib.data.pascal_voc import read_annotation, write_annotation
 from detflow.lib.data.voc_tree import VocTree
 from detflow.lib.inference import detector as inference
+from detflow.lib.labelling.drafts import voc_objects
 from detflow.lib.model import retinanet
-from helpers.config import config_options
+from helpers.config import CONFIG, config_options
 from helpers.models import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE
 from helpers.voc import CLASSES, make_voc
 
@@ -55,7 +55,7 @@ def model_truth(voc, model, tmp_path_factory):
 
 
 def evaluate_val(model, root, split="val", **options):
-    return evaluate.evaluate_split(model, CARD, root, split, **options)
+    return evaluate.evaluate_split(model, CARD, root, split, **{**CONFIG["evaluate"], **options})
 
 
 def test_model_scores_full_marks_on_its_own_detections(model, model_truth):

@@ -36,6 +36,7 @@ from detflow import label_studio
 from detflow.dataset import build_dataset
 from detflow.lib.cli import InputError
 from detflow.lib.data.pascal_voc import read_annotation
+from detflow.lib.labelling import label_studio as ls_format
 from helpers.media import file_hashes
 from helpers.workflow import REPO
 
@@ -87,7 +88,7 @@ def export_file(tmp_path, tasks, name="export.json"):
 
 
 def test_labelling_configuration_has_our_classes_in_order():
-    root = etree.fromstring(label_studio.labelling_config(["grab", "drop", 'o"k']).encode())
+    root = etree.fromstring(ls_format.labelling_config(["grab", "drop", 'o"k']).encode())
     assert root.tag == "View"
     image, labels = root
     assert (image.tag, image.get("name"), image.get("value")) == ("Image", "image", "$image")
@@ -109,7 +110,7 @@ def test_tasks_are_the_chosen_frames_not_labelled_yet_served_in_place(tmp_path):
     tasks = label_studio.make_tasks(frames, tmp_path)
     assert tasks[0] == {"data": {"image": local("clip_000000.jpg"), "video": VIDEO}}
     assert tasks[2]["data"]["image"] == local("my%20frame%20%C3%A9.jpg")
-    assert label_studio.image_name(tasks[2]["data"]["image"]) == "my frame é.jpg"
+    assert ls_format.image_name(tasks[2]["data"]["image"]) == "my frame é.jpg"
     with pytest.raises(InputError, match="is not inside the document root"):
         label_studio.make_tasks(frames, tmp_path / "results/labelling/selected")
     (images / "clip_000004.jpg").unlink()
@@ -119,11 +120,11 @@ def test_tasks_are_the_chosen_frames_not_labelled_yet_served_in_place(tmp_path):
 
 def test_a_detection_becomes_a_scored_box_in_percent():
     detection = SimpleNamespace(box=(-3.0, 24.0, 160.0, 250.0), name="drop", score=0.87654)
-    item = label_studio.box_result(detection, 320, 240, 1)
+    item = ls_format.box_result(detection, 320, 240, 1)
     assert item["value"] == {"x": 0.0, "y": 10.0, "width": 50.0, "height": 90.0, "rotation": 0,
                              "rectanglelabels": ["drop"]}
     assert (item["original_width"], item["original_height"], item["score"]) == (320, 240, 0.8765)
-    assert label_studio.box_result(SimpleNamespace(box=(330, 1, 340, 9), name="drop", score=1), 320, 240, 1) is None
+    assert ls_format.box_result(SimpleNamespace(box=(330, 1, 340, 9), name="drop", score=1), 320, 240, 1) is None
 
 
 def test_import_writes_voc_files_latest_annotation_wins_negatives_kept_nothing_replaced(tmp_path):
@@ -404,7 +405,7 @@ def labelled(server, project, tmp_path_factory):
     first = label_studio.push(server.client, out / "tasks.json", out / "config.xml", project.images, "round trip")
     again = label_studio.push(server.client, out / "tasks.json", out / "config.xml", project.images, "round trip")
     project_id = first[0]
-    on_server = {label_studio.image_name(item["data"]["image"]): item["id"]
+    on_server = {ls_format.image_name(item["data"]["image"]): item["id"]
                  for item in server.client.pages(f"/api/tasks/?project={project_id}", "tasks")}
     drawn, negative, skipped = FRAMES[1], FRAMES[2], FRAMES[3]
     width, height = frame_size(project.images / drawn)
@@ -460,7 +461,7 @@ def test_tasks_and_scored_predictions_show_up_on_the_server(labelled, server, pr
     assert details["label_config"].strip() == (labelled.out / "config.xml").read_text().strip()
     served = server.client.call("GET", local(FRAMES[0]), raw=True)
     assert served == (project.images / FRAMES[0]).read_bytes()
-    ours = {label_studio.image_name(item["data"]["image"]): item["predictions"][0]
+    ours = {ls_format.image_name(item["data"]["image"]): item["predictions"][0]
             for item in tasks if item.get("predictions")}
     assert ours, "the tiny model finds boxes on these frames"
     theirs = server.client.call("GET", f"/api/predictions/?project={labelled.project_id}")
@@ -525,11 +526,11 @@ def test_uploaded_images_come_back_under_their_frame_name(server, project, tmp_p
     """The alternative to served files: an uploaded frame is renamed ``<8 random hex digits>-<frame>``;
     the import strips that to find the frame. Label Studio's VOC export of it, named the same way, is
     kept in tests/data/label_studio_voc/uploaded/."""
-    config = label_studio.labelling_config(CLASSES)
+    config = ls_format.labelling_config(CLASSES)
     project_id = server.client.call("POST", "/api/projects/", {"title": "uploads", "label_config": config})["id"]
     upload(server, project_id, project.images / FRAMES[4])
     [uploaded] = server.client.pages(f"/api/tasks/?project={project_id}", "tasks")
-    name = label_studio.image_name(uploaded["data"]["image"])
+    name = ls_format.image_name(uploaded["data"]["image"])
     assert re.fullmatch(r"[0-9a-f]{8}-" + re.escape(FRAMES[4]), name)
     width, height = frame_size(project.images / FRAMES[4])
     server.client.call("POST", f"/api/tasks/{uploaded['id']}/annotations/",
@@ -553,6 +554,6 @@ def test_uploaded_images_come_back_under_their_frame_name(server, project, tmp_p
 def test_push_refuses_tasks_whose_images_the_server_does_not_serve(server, project, tmp_path):
     tasks = [{"data": {"image": local("not_there.jpg")}}]
     (tmp_path / "tasks.json").write_text(json.dumps(tasks))
-    (tmp_path / "config.xml").write_text(label_studio.labelling_config(CLASSES))
+    (tmp_path / "config.xml").write_text(ls_format.labelling_config(CLASSES))
     with pytest.raises(InputError, match="does not serve /data/local-files/\\?d=results/labelling/images/not_there.jpg"):
         label_studio.push(server.client, tmp_path / "tasks.json", tmp_path / "config.xml", project.images, "refused")

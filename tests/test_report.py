@@ -16,7 +16,7 @@ from detflow.best_snapshot import select_best_snapshot
 from detflow.dataset import build_dataset
 from detflow.lib.inference import detector as inference
 from detflow.splits import make_splits
-from helpers.config import BATCH, EVENTS
+from helpers.config import BATCH, CONFIG, EVENTS
 from helpers.media import write_video
 from helpers.models import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE
 from helpers.voc import CLASSES, annotate, make_frames, make_voc
@@ -90,7 +90,7 @@ def outputs(voc, model, tmp_path_factory):
         predict.predict_video(detector, [video], root / name / "take.mp4", root / name / "take.csv",
                               root / name / "take.json", event_settings=EVENTS, stride=1, batch_size=BATCH)
     for split in ("val", "test"):
-        metrics, curves = evaluate.evaluate_split(model, CARD, voc, split)
+        metrics, curves = evaluate.evaluate_split(model, CARD, voc, split, **CONFIG["evaluate"])
         (root / "evaluation" / split).mkdir(parents=True)
         evaluate.write_metrics(metrics, root / "evaluation" / split / "metrics.json",
                                root / "evaluation" / split / "metrics.csv")

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
+from helpers.config import config_options
 from helpers.workflow import TINY_DEMO, TINY_WORKFLOW, workflow_rules
 
 BACKBONE = "mobilenet128_0.25"
@@ -55,7 +56,8 @@ def weights_file(path):
 
 
 def fetch(out, *options):
-    return subprocess.run([sys.executable, "-m", "detflow.weights", BACKBONE, str(out), *options],
+    return subprocess.run([sys.executable, "-m", "detflow.weights", BACKBONE, str(out), *config_options("weights"),
+                           *options],
                           capture_output=True, text=True, timeout=300)
 
 

@@ -27,38 +27,14 @@ from pathlib import Path
 from detflow.lib.cli import InputError, add_model_options, model_options, prog, run
 from detflow.lib.data.annotation_sources import labelled_image_ids
 from detflow.lib.data.frame_lists import chosen_frames
-from detflow.lib.data.pascal_voc import write_annotation
-from detflow.lib.files import creating
 from detflow.lib.inference.detector import Unreadable, detect_images, load_detector
+from detflow.lib.labelling.drafts import write_draft
 from detflow.lib.model.runtimes import RUNTIMES
 
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("image", "video", "file", "status", "boxes", "draft")
 DRAFTED, EXISTS, LABELLED, NOTHING, UNREADABLE = "drafted", "draft exists", "labelled", "no detections", "unreadable"
-
-
-def voc_objects(detections, width, height):
-    """Detections as labelImg objects: 1-based VOC pixel coordinates (keras-retinanet subtracts 1 when
-    it reads them), rounded and kept inside the image; boxes empty after that are dropped."""
-    objects = []
-    for detection in detections:
-        x1, y1, x2, y2 = (value + 1 for value in detection.box)
-        xmin, xmax = (min(max(round(value), 1), width) for value in (x1, x2))
-        ymin, ymax = (min(max(round(value), 1), height) for value in (y1, y2))
-        if xmin < xmax and ymin < ymax:
-            objects.append({"name": detection.name, "xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax})
-    return objects
-
-
-def write_draft(path, image_file, image, detections, labelling_images_dir):
-    """Write a labelImg draft at ``path`` (atomically; never over an existing file); return its box count."""
-    height, width = image.shape[:2]
-    objects = voc_objects(detections, width, height)
-    with creating(path) as partial:  # FileExistsError where a draft appeared meanwhile: never replace one
-        write_annotation(partial, filename=image_file.name, width=width, height=height, depth=image.shape[2],
-                         objects=objects, image_path=str((Path(labelling_images_dir) / image_file.name).resolve()))
-    return len(objects)
 
 
 def _check_separate(drafts_dir, annotations_dir):

@@ -96,8 +96,8 @@ def _library_evaluation(model, card, tree, split, unreadable, iou_threshold, sco
     return results, curves, seconds_per_image, boxes
 
 
-def evaluate_split(model, card, voc_dir, split, *, iou_threshold=0.5, score_threshold=0.05, max_detections=100,
-                   confusion_score_threshold=0.5):
+def evaluate_split(model, card, voc_dir, split, *, iou_threshold, score_threshold, max_detections,
+                   confusion_score_threshold):
     """Metrics of ``model`` (described by ``card``) on a split: (metrics dict, {class name: (recall, precision)})."""
     tree = VocTree(voc_dir)
     check_classes(card, "the model", read_classes(tree.classes_file), f"the dataset ({tree.classes_file})")

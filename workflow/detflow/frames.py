@@ -59,7 +59,7 @@ def frame_file_name(video, frame_index):
 class FrameSampler:
     """Decides frame by frame which frames the stride, the time range and the frame rate select."""
 
-    def __init__(self, *, every_nth=1, fps=None, start_s=0.0, end_s=None):
+    def __init__(self, *, every_nth, fps, start_s, end_s):
         self.every_nth, self.fps, self.start_s, self.end_s = every_nth, fps, start_s, end_s
         self._last_slot = None
 

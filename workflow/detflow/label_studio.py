@@ -57,12 +57,10 @@ tasks with ``annotations[].result[]``):
   and the reason, and then nothing is written at all (exit 1).
 """
 import argparse
-import hashlib
 import json
 import logging
 import math
 import os
-import posixpath
 import re
 import urllib.error
 import urllib.parse
@@ -70,7 +68,6 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from xml.etree import ElementTree
 
 from PIL import Image
 
@@ -80,12 +77,12 @@ from detflow.lib.data.frame_lists import read_selection
 from detflow.lib.data.pascal_voc import write_annotation
 from detflow.lib.data.videos import frame_id
 from detflow.lib.files import creating, write_atomically
+from detflow.lib.labelling.label_studio import (
+    IMAGE_NAME, image_name, labelling_config, local_files_url, model_version, prediction,
+)
 
 log = logging.getLogger(__name__)
 
-IMAGE_NAME = "image"  # the Image tag's name, and the task data key it shows ($image)
-LABEL_NAME = "label"  # the RectangleLabels tag's name
-LOCAL_FILES_PREFIX = "/data/local-files/?d="
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")  # what Label Studio puts before an uploaded file's name
 SLACK_PX = 0.5  # how far (in pixels) a box may reach past the image edge and still be taken as touching it
 EXPORT_FILE = "results/label_studio/export.json"  # under results/, which git ignores
@@ -93,26 +90,6 @@ DEFAULT_TITLE = "detflow"
 
 
 # ---------------------------------------------------------------- to Label Studio
-
-
-def labelling_config(classes):
-    """Label Studio's labelling configuration: boxes of ``classes`` (in this order) on one image."""
-    view = ElementTree.Element("View")
-    ElementTree.SubElement(view, "Image", name=IMAGE_NAME, value=f"${IMAGE_NAME}", zoom="true")
-    labels = ElementTree.SubElement(view, "RectangleLabels", name=LABEL_NAME, toName=IMAGE_NAME)
-    for name in classes:
-        ElementTree.SubElement(labels, "Label", value=name)
-    ElementTree.indent(view)
-    return ElementTree.tostring(view, encoding="unicode") + "\n"
-
-
-def local_files_url(image, document_root):
-    """The URL under which Label Studio serves ``image`` when its document root is ``document_root``."""
-    image, root = Path(image).resolve(), Path(document_root).resolve()
-    if root not in image.parents:
-        raise InputError(image, f"is not inside the document root {root}, from which Label Studio serves "
-                                "local files (label_studio.document_root in config.yaml)")
-    return LOCAL_FILES_PREFIX + urllib.parse.quote(image.relative_to(root).as_posix())
 
 
 @dataclass(frozen=True)
@@ -139,38 +116,7 @@ def frames_to_label(selections, images_dir, annotations_dir):
     return [frame for frame in frames if frame.image_id not in labelled]
 
 
-def box_result(detection, width, height, index):
-    """A detection (0-based pixel box) as a Label Studio ``rectanglelabels`` result, or None when
-    nothing of it is inside the image."""
-    x1, y1, x2, y2 = detection.box
-    x1, x2 = (min(max(value, 0.0), width) for value in (x1, x2))
-    y1, y2 = (min(max(value, 0.0), height) for value in (y1, y2))
-    if x2 <= x1 or y2 <= y1:
-        return None
-    return {
-        "id": f"draft{index}",
-        "type": "rectanglelabels",
-        "from_name": LABEL_NAME,
-        "to_name": IMAGE_NAME,
-        "original_width": width,
-        "original_height": height,
-        "image_rotation": 0,
-        "value": {"x": 100 * x1 / width, "y": 100 * y1 / height, "width": 100 * (x2 - x1) / width,
-                  "height": 100 * (y2 - y1) / height, "rotation": 0, "rectanglelabels": [detection.name]},
-        "score": round(detection.score, 4),
-    }
-
-
-def model_version(model_path):
-    """The model file's name and the start of its SHA-256: a new model is a new version."""
-    digest = hashlib.sha256()
-    with open(model_path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return f"{Path(model_path).name} {digest.hexdigest()[:12]}"
-
-
-def draft_predictions(detector, frames, classes, version, batch_size=8):
+def draft_predictions(detector, frames, classes, version, batch_size):
     """{image id: Label Studio prediction} for the frames on which the model finds boxes."""
     from detflow.lib.inference import detector as inference  # TensorFlow: only for drafts
 
@@ -179,19 +125,13 @@ def draft_predictions(detector, frames, classes, version, batch_size=8):
                                                                batch_size):
         if isinstance(image, inference.Unreadable):
             continue  # reported by detect_images; the task stays, without a draft
-        height, width = image.shape[:2]
-        results = [result for index, detection in enumerate(detections, 1)
-                   if (result := box_result(detection, width, height, index)) is not None]
-        unknown = sorted({result["value"]["rectanglelabels"][0] for result in results} - set(classes))
+        unknown = sorted({detection.name for detection in detections} - set(classes))
         if unknown:
             raise InputError(image_id, f"the model predicts class {unknown[0]!r}, which is not one of the "
                                        f"labelling classes {', '.join(classes)}")
-        if results:
-            predictions[image_id] = {
-                "model_version": version,
-                "score": round(sum(result["score"] for result in results) / len(results), 4),
-                "result": results,
-            }
+        found = prediction(detections, image.shape[1], image.shape[0], version)
+        if found:
+            predictions[image_id] = found
     return predictions
 
 
@@ -245,14 +185,6 @@ def read_export(path):
             raise InputError(path, f"is not a Label Studio JSON export: task {task.get('id', '?')} has no "
                                    f"'data' and 'annotations'{hint}")
     return tasks
-
-
-def image_name(url):
-    """The file name in a task's image URL: the ``d=`` path of a local file, else the URL's last part."""
-    parts = urllib.parse.urlsplit(url)
-    local = urllib.parse.parse_qs(parts.query).get("d")
-    path = local[-1] if local else urllib.parse.unquote(parts.path)
-    return posixpath.basename(path)
 
 
 def find_frame(name, frames):

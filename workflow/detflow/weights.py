@@ -21,7 +21,7 @@ from pathlib import Path
 
 import h5py
 
-from detflow.lib.cli import InputError, run
+from detflow.lib.cli import InputError, parse_optional, run
 from detflow.lib.files import replacing
 from detflow.lib.model import retinanet
 
@@ -78,7 +78,7 @@ def check_file(partial, url, checksum):
         raise InputError(url, "is not an HDF5 (.h5) weights file: refused, nothing written")
 
 
-def fetch(url, out, checksum=None, attempts=4, first_wait_s=2.0):
+def fetch(url, out, checksum, attempts, first_wait_s=2.0):
     """Download ``url`` to ``out`` (atomically), checked; retry network and server errors, waiting
     ``first_wait_s`` then twice as long each time. InputError after the last attempt."""
     out = Path(out)
@@ -106,9 +106,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("backbone", help="a keras-retinanet backbone, e.g. resnet50 or mobilenet224_1.0")
     parser.add_argument("out", help="the weights file to write (.h5)")
-    parser.add_argument("--base-url", default=None,
-                        help="a mirror holding the file under keras-retinanet's name (default: its own address)")
-    parser.add_argument("--attempts", type=int, default=4, help="download attempts before giving up")
+    parser.add_argument("--base-url", type=parse_optional(str), required=True,
+                        help="a mirror holding the file under keras-retinanet's name (none: its own address)")
+    parser.add_argument("--attempts", type=int, required=True, help="download attempts before giving up")
     parser.add_argument("--checksum", default=None,
                         help="expected md5 or sha256 of the file (default: keras-retinanet's, where it has one)")
     args = parser.parse_args(argv)

@@ -50,7 +50,7 @@ def _coco_datasets(annotations, detections, num_classes):
     return ground_truth, results
 
 
-def coco_metrics(annotations, detections, class_names, max_detections=100):
+def coco_metrics(annotations, detections, class_names, max_detections):
     """{"overall": {mAP_50_95, AP50, AP75}, "classes": {name: {mAP_50_95, AP50, AP75}}}; None where undefined."""
     num_classes = len(class_names)
     undefined = {key: None for key in IOU_THRESHOLDS}
@@ -83,7 +83,7 @@ def coco_metrics(annotations, detections, class_names, max_detections=100):
     return {"overall": overall, "classes": per_class}
 
 
-def confusion_matrix(annotations, detections, num_classes, iou_threshold=0.5, score_threshold=0.5):
+def confusion_matrix(annotations, detections, num_classes, iou_threshold, score_threshold):
     """(num_classes + 1) square counts: [true class or background, predicted class or background]."""
     matrix = np.zeros((num_classes + 1, num_classes + 1), dtype=int)
     for image_boxes, image_detections in zip(annotations, detections):
