@@ -106,8 +106,32 @@ def all_frame_dirs():
     return expand("results/frames/{video}", video=sorted(VIDEOS))
 
 
+ADDED_FRAMES = "results/labelling/added"  # per-video lists of the frames next_frames added (no rule makes them)
+
+
+def added_selections():
+    """The frames `snakemake next_frames` added for labelling, one list per video, taken as they are."""
+    folder = Path(ADDED_FRAMES)
+    return sorted(str(path) for path in folder.glob("*.csv") if path.stem in VIDEOS) if folder.is_dir() else []
+
+
 def all_selections():
-    return expand("results/labelling/selected/{video}.csv", video=sorted(VIDEOS))
+    """Every list of frames chosen for labelling: each video's selection, then the frames added since."""
+    return expand("results/labelling/selected/{video}.csv", video=sorted(VIDEOS)) + added_selections()
+
+
+def selection_frame_dirs():
+    """The frame folder of each list of all_selections(), in the same order."""
+    return [f"results/frames/{Path(path).stem}" for path in all_selections()]
+
+
+def selection_truths():
+    """The demo's truth of each list of all_selections(), in the same order."""
+    return [f"results/demo/truth/{Path(path).stem}.csv" for path in all_selections()]
+
+
+def all_manifests():
+    return expand("results/frames/{video}.csv", video=sorted(VIDEOS))
 
 
 def annotations_dir():

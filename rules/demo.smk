@@ -32,8 +32,8 @@ rule demo_labeller:
     input:
         code=stage_code("demo_labeller"),
         selections=all_selections(),
-        truths=expand("results/demo/truth/{video}.csv", video=sorted(VIDEOS)),
-        frames=all_frame_dirs(),
+        truths=selection_truths(),
+        frames=selection_frame_dirs(),
     output:
         annotations=directory("results/demo/annotations"),
     log:

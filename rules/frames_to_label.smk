@@ -23,7 +23,7 @@ rule labelling_folder:
     input:
         code=stage_code("frames_to_label"),
         selections=all_selections(),
-        frames=all_frame_dirs(),
+        frames=selection_frame_dirs(),
     output:
         images=directory("results/labelling/images"),
         classes="results/labelling/classes.txt",

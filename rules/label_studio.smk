@@ -31,22 +31,21 @@ rule label_studio_tasks:
         " --config-out {output.config:q} --tasks-out {output.tasks:q} > {log:q} 2>&1"
 
 
-rule label_studio_drafts_tasks:
+rule label_studio_drafts:
+    default_target: False
     input:
-        model="results/model/inference.h5",
-        model_classes="results/voc/classes.json",
+        config="results/label_studio/config.xml",
         selections=all_selections(),
         images="results/labelling/images",
         annotations=annotation_files,
         code=stage_code("label_studio"),
-    output:
-        tasks="results/label_studio/tasks_with_drafts.json",
     log:
         "logs/label_studio/tasks_with_drafts.log",
     conda:
         "../envs/training.yaml"
     threads: 2
     params:
+        model=config["labelling"]["draft_model"],
         annotations=annotations_dir(),
         classes=",".join(config["classes"]),
         root=config["label_studio"]["document_root"] or ".",
@@ -55,8 +54,8 @@ rule label_studio_drafts_tasks:
     shell:
         "python -m detflow.label_studio tasks --selections {input.selections:q} --images-dir {input.images:q}"
         " --annotations-dir {params.annotations:q} --document-root {params.root:q} --classes {params.classes:q}"
-        " --tasks-out {output.tasks:q} --model {input.model:q} --model-classes {input.model_classes:q}"
-        " {params.options} {params.batch} --threads {threads} > {log:q} 2>&1"
+        " --tasks-out results/label_studio/tasks_with_drafts.json --model {params.model:q}"
+        " --class-names {params.classes:q} {params.options} {params.batch} --threads {threads} > {log:q} 2>&1"
 
 
 rule label_studio:
@@ -64,10 +63,3 @@ rule label_studio:
     input:
         "results/label_studio/config.xml",
         "results/label_studio/tasks.json",
-
-
-rule label_studio_drafts:
-    default_target: False
-    input:
-        "results/label_studio/config.xml",
-        "results/label_studio/tasks_with_drafts.json",

@@ -52,7 +52,7 @@ from detflow.dataset import build_dataset
 from detflow.lib.cli import InputError
 from detflow.lib.data.annotation_sources import image_id, labelled_image_ids, list_annotations, read_annotations
 from detflow.lib.data.pascal_voc import read_annotation
-from helpers.config import config_options
+from helpers.config import DATASET, config_options
 from helpers.media import file_hashes, write_image
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -107,7 +107,7 @@ def test_anylabeling_export_folder(tmp_path):
         write_image(export / f"{name}.jpg", SIZE, seed=3)
     frame_dirs = frames(tmp_path, "demo_00_000010", "demo_00_000012", "demo_01_000004")
     before = file_hashes(export)
-    summary = build_dataset(export, frame_dirs, tmp_path / "voc", classes=CLASSES)
+    summary = build_dataset(export, frame_dirs, tmp_path / "voc", classes=CLASSES, **DATASET)
     assert file_hashes(export) == before
     assert (summary["used"], summary["negatives"], summary["boxes"]) == (3, 1, {"grab": 2, "drop": 2, "lâcher": 0})
     # its boxes are 0-based and truncated: one touching the corner reaches outside VOC's 1-based frame
@@ -139,7 +139,8 @@ def test_cvat_export_as_zip_or_unpacked_folder(tmp_path, packed):
         where = lambda member: str(source / member)  # noqa: E731
     frame_dirs = frames(tmp_path, "demo_00_000010", "demo_00_000012", "demo_01_000004")
     before = file_hashes(tmp_path / "export")
-    summary = build_dataset(source, frame_dirs, tmp_path / "voc", classes=CLASSES, on_error="stop")
+    summary = build_dataset(source, frame_dirs, tmp_path / "voc", classes=CLASSES, on_error="stop",
+                            classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     assert file_hashes(tmp_path / "export") == before
     assert (summary["used"], summary["negatives"]) == (3, 1)
     assert summary["boxes"] == {"grab": 1, "drop": 1, "lâcher": 1}
@@ -158,7 +159,8 @@ def test_cvat_export_as_zip_or_unpacked_folder(tmp_path, packed):
 
 def test_cvat_part_boxes_are_not_objects(tmp_path):
     frame_dirs = frames(tmp_path, "demo_01_000006")
-    summary = build_dataset(DATA / "datumaro_part", frame_dirs, tmp_path / "voc", classes=CLASSES, on_error="stop")
+    summary = build_dataset(DATA / "datumaro_part", frame_dirs, tmp_path / "voc", classes=CLASSES, on_error="stop",
+                            classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     assert summary["boxes"] == {"grab": 1, "drop": 0, "lâcher": 0}
     assert boxes_written(tmp_path / "voc", "demo_01_000006") == [("grab", (20, 11, 60, 41))]
 
@@ -169,7 +171,7 @@ def test_label_studio_export_zip_matches_frames_without_the_upload_prefix(tmp_pa
     selection = tmp_path / "selected.csv"
     selection.write_text("frame_index,timestamp_s,file\n10,1.0,demo_00_000010.jpg\n12,1.2,demo_00_000012.jpg\n")
     before = file_hashes(tmp_path / "export")
-    summary = build_dataset(source, frame_dirs, tmp_path / "voc", classes=CLASSES, selections=[selection])
+    summary = build_dataset(source, frame_dirs, tmp_path / "voc", classes=CLASSES, selections=[selection], **DATASET)
     assert file_hashes(tmp_path / "export") == before
     assert summary["used"] == 2 and summary["boxes"] == {"grab": 2, "drop": 1, "lâcher": 0}
     rows = {line.split(",")[0]: line for line in (tmp_path / "voc" / "images.csv").read_text().splitlines()[1:]}
@@ -250,7 +252,7 @@ def test_zip_members_are_read_safely(tmp_path):
     patch_encrypted(source, "Annotations/locked.xml")
     frame_dirs = frames(tmp_path, "demo_00_000010", "locked", "huge")
     before = file_hashes(source.parent)
-    summary = build_dataset(source, frame_dirs, tmp_path / "voc", classes=CLASSES)
+    summary = build_dataset(source, frame_dirs, tmp_path / "voc", classes=CLASSES, **DATASET)
     assert file_hashes(source.parent) == before
     assert summary["used"] == 1 and summary["annotation_files"] == 3
     found = problems_by_file(summary)
@@ -315,7 +317,7 @@ def test_yolo_labels_are_refused_with_how_to_get_pascal_voc(tmp_path):
     (labels / "demo_00_000010.txt").write_bytes(YOLO_LINES)
     (labels / "demo_00_000012.txt").write_bytes(b"")
     with pytest.raises(InputError, match="holds YOLO label files") as raised:
-        build_dataset(labels, frames(tmp_path, "demo_00_000010"), tmp_path / "voc", classes=CLASSES)
+        build_dataset(labels, frames(tmp_path, "demo_00_000010"), tmp_path / "voc", classes=CLASSES, **DATASET)
     assert raised.value.where == str(labels)
     assert "Ctrl+Y" in raised.value.reason and "PascalVOC" in raised.value.reason
     assert "demo_00_000010.txt" in raised.value.reason
@@ -336,7 +338,7 @@ def test_classes_txt_alone_is_not_yolo(tmp_path):
     (labels / "train.txt").write_text("data/obj_train_data/demo_00_000010.jpg\n")
     assert list_annotations(labels).files == []
     with pytest.raises(InputError, match="no annotation files"):
-        build_dataset(labels, frames(tmp_path, "demo_00_000010"), tmp_path / "voc", classes=CLASSES)
+        build_dataset(labels, frames(tmp_path, "demo_00_000010"), tmp_path / "voc", classes=CLASSES, **DATASET)
 
 
 def test_validation_json_lists_what_was_ignored(tmp_path):
@@ -344,7 +346,7 @@ def test_validation_json_lists_what_was_ignored(tmp_path):
     shutil.copytree(DATA / "anylabeling", export)
     (export / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     summary = build_dataset(export, frames(tmp_path, "demo_00_000010", "demo_00_000012", "demo_01_000004"),
-                            tmp_path / "voc", classes=CLASSES)
+                            tmp_path / "voc", classes=CLASSES, **DATASET)
     written = json.loads((tmp_path / "voc" / "validation.json").read_text())
     assert written["ignored"] == summary["ignored"] == [
         {"file": str(export / ".DS_Store"), "reason": "hidden file (its name starts with '.'), ignored"}]
@@ -358,7 +360,7 @@ def test_a_real_label_studio_servers_voc_export_matches_served_and_uploaded_fram
     images.mkdir(parents=True)
     write_image(images / "clip_000002.jpg", size=(136, 180))
     write_image(images / "clip_000008.jpg", size=(191, 138), seed=1)
-    summary = build_dataset(export, [images], tmp_path / "voc", classes=["grab", "drop"])
+    summary = build_dataset(export, [images], tmp_path / "voc", classes=["grab", "drop"], **DATASET)
     assert summary["used"] == 2 and summary["skipped"] == 0
     assert sorted(path.name for path in (tmp_path / "voc" / "Annotations").iterdir()) == [
         "clip_000002.xml", "clip_000008.xml"]

@@ -40,7 +40,8 @@ def test_class_without_boxes_is_undefined_and_left_out():
 
 def test_no_detections_score_zero_and_no_boxes_are_undefined():
     nothing = [[NO_DETECTIONS, NO_DETECTIONS] for _ in ANNOTATIONS]
-    assert coco_metrics(ANNOTATIONS, nothing, ["a", "b"], 100)["overall"] == {"mAP_50_95": 0.0, "AP50": 0.0, "AP75": 0.0}
+    overall = coco_metrics(ANNOTATIONS, nothing, ["a", "b"], 100)["overall"]
+    assert overall == {"mAP_50_95": 0.0, "AP50": 0.0, "AP75": 0.0}
     empty = coco_metrics([], [], ["a", "b"], 100)
     assert empty["overall"] == {"mAP_50_95": None, "AP50": None, "AP75": None}
 
@@ -52,8 +53,8 @@ def test_confusion_matrix_counts():
                                [0, 1, 0],   # b found
                                [1, 1, 0]]   # false alarms: a in image 1, the tiny b box
     # Above the tiny box's score it no longer counts; at IoU 0.9 the shifted b is a miss and a false alarm.
-    assert confusion_matrix(ANNOTATIONS, DETECTIONS, 2, iou_threshold=0.5, score_threshold=0.75).tolist() == [[1, 0, 1], [0, 1, 0],
-                                                                                          [0, 0, 0]]
+    above = confusion_matrix(ANNOTATIONS, DETECTIONS, 2, iou_threshold=0.5, score_threshold=0.75)
+    assert above.tolist() == [[1, 0, 1], [0, 1, 0], [0, 0, 0]]
     assert confusion_matrix(ANNOTATIONS, DETECTIONS, 2, iou_threshold=0.9, score_threshold=0.5)[1].tolist() == [0, 0, 1]
 
 
@@ -61,4 +62,5 @@ def test_confusion_matrix_wrong_class_and_one_match_per_box():
     # One box of a, found as b and (less well) as a: the better overlap (b) takes it, the a detection is a false alarm.
     annotations = [[np.array([[0, 0, 10, 10.]]), NO_BOXES]]
     detections = [[np.array([[1, 0, 11, 10, 0.9]]), np.array([[0, 0, 10, 10, 0.8]])]]
-    assert confusion_matrix(annotations, detections, 2, iou_threshold=0.5, score_threshold=0.5).tolist() == [[0, 1, 0], [0, 0, 0], [1, 0, 0]]
+    matrix = confusion_matrix(annotations, detections, 2, iou_threshold=0.5, score_threshold=0.5)
+    assert matrix.tolist() == [[0, 1, 0], [0, 0, 0], [1, 0, 0]]

@@ -8,6 +8,7 @@ import pytest
 
 from detflow.dataset import build_dataset
 from detflow.lib.cli import InputError
+from helpers.config import DATASET
 from helpers.media import truncated_copy
 from helpers.models import settings_options
 from helpers.voc import CLASSES, labelled_videos, make_voc
@@ -24,7 +25,8 @@ def labelled(tmp_path):
 
 def test_the_dataset_stage_skips_a_truncated_frame_naming_it(labelled, tmp_path):
     annotations, frame_dirs, damaged = labelled
-    summary = build_dataset(annotations, frame_dirs, tmp_path / "voc", classes=list(CLASSES), on_error="skip")
+    summary = build_dataset(annotations, frame_dirs, tmp_path / "voc", classes=list(CLASSES), on_error="skip",
+                            classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     assert (summary["annotation_files"], summary["used"], summary["skipped"]) == (6, 5, 1)
     [problem] = [record for record in summary["problems"] if record["severity"] == "error"]
     assert problem["file"] == str(annotations / "clip_a_000001.xml") and problem["code"] == "image_damaged"
@@ -36,7 +38,8 @@ def test_the_dataset_stage_skips_a_truncated_frame_naming_it(labelled, tmp_path)
 def test_the_dataset_stage_stops_at_a_truncated_frame_naming_it(labelled, tmp_path):
     annotations, frame_dirs, damaged = labelled
     with pytest.raises(InputError) as error:
-        build_dataset(annotations, frame_dirs, tmp_path / "voc", classes=list(CLASSES), on_error="stop")
+        build_dataset(annotations, frame_dirs, tmp_path / "voc", classes=list(CLASSES), on_error="stop",
+                      classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     assert error.value.where == str(annotations / "clip_a_000001.xml")
     assert error.value.reason.startswith(f"the image {damaged} cannot be decoded (image file is truncated")
 

@@ -16,7 +16,7 @@ from lxml import etree
 from detflow.dataset import build_dataset
 from detflow.lib.cli import InputError
 from detflow.lib.data.pascal_voc import read_annotation
-from helpers.config import config_options
+from helpers.config import DATASET, config_options
 from helpers.media import file_hashes, noise_frames, write_image, write_video
 from helpers.voc import annotate, extract_plums, labelled_videos
 
@@ -111,7 +111,7 @@ def test_every_problem_is_reported_per_file_and_bad_files_are_skipped(tmp_path):
     selection.write_text("frame_index,timestamp_s,file\n0,0.0,good.jpg\n7,1.4,clip_000007.jpg\n")
     before = checksums(annotations, frames)
     summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, selections=[selection],
-                            labelimg_command=LABELIMG)
+                            labelimg_command=LABELIMG, **DATASET)
     assert checksums(annotations, frames) == before  # inputs untouched
     found = problems_by_file(summary)
     for name, (_, expected) in ZOO.items():
@@ -139,7 +139,7 @@ def test_every_problem_is_reported_per_file_and_bad_files_are_skipped(tmp_path):
 
 def test_fixes_are_written_into_normalised_annotations(tmp_path):
     annotations, frames = write_zoo(tmp_path)
-    build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES)
+    build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, **DATASET)
     normalised = tmp_path / "voc" / "Annotations"
     assert read_annotation(normalised / "floats.xml").objects[0].box == (21, 10, 40, 30)
     assert read_annotation(normalised / "partly_out.xml").objects[0].box == (1, 10, WIDTH, 30)
@@ -156,7 +156,8 @@ def test_fixes_are_written_into_normalised_annotations(tmp_path):
 
 def test_reject_turns_boxes_outside_into_errors(tmp_path):
     annotations, frames = write_zoo(tmp_path, ("good", "partly_out"))
-    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, boxes_outside="reject")
+    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, boxes_outside="reject",
+                            classes_from=DATASET["classes_from"], on_error=DATASET["on_error"])
     assert problems_by_file(summary) == {"partly_out": {("box_outside", 1, "error")}}
     assert summary["used"] == 1
 
@@ -166,7 +167,8 @@ def test_stop_names_the_first_bad_file_and_its_reason(tmp_path, name):
     names = ("good", name, "dup_one") if name == "dup one" else ("good", name)
     annotations, frames = write_zoo(tmp_path, names)
     with pytest.raises(InputError) as raised:
-        build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, on_error="stop")
+        build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, on_error="stop",
+                      classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     assert raised.value.where == str(annotations / f"{name}.xml")
     expected_code = next(iter(ZOO[name][1]))[0]
     summary_reason = {
@@ -187,7 +189,8 @@ def test_bom_and_non_utf8_declarations_are_read_correctly(tmp_path):
     (annotations / "bom.xml").write_bytes(b"\xef\xbb\xbf" + voc("bom.jpg", obj("lâcher")).encode("utf-8"))
     (annotations / "latin1.xml").write_bytes(
         ('<?xml version="1.0" encoding="ISO-8859-1"?>' + voc("latin1.jpg", obj("lâcher"))).encode("latin-1"))
-    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, on_error="stop")
+    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, on_error="stop",
+                            classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     assert summary["problems"] == [] and summary["boxes"] == {"grab": 1, "drop": 1, "lâcher": 2}
     written = (tmp_path / "voc" / "Annotations" / "latin1.xml").read_bytes()
     assert "<name>lâcher</name>".encode("utf-8") in written  # normalised to UTF-8
@@ -197,7 +200,7 @@ def test_a_lying_encoding_declaration_is_not_well_formed(tmp_path):
     annotations, frames = write_zoo(tmp_path, ("good",))
     write_image(frames / "liar.jpg", SIZE)
     (annotations / "liar.xml").write_bytes(('<?xml version="1.0" encoding="UTF-8"?>' + voc("liar.jpg", obj("lâcher"))).encode("latin-1"))
-    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES)
+    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, **DATASET)
     assert problems_by_file(summary) == {"liar": {("not_well_formed", None, "error")}}
 
 
@@ -207,7 +210,7 @@ def test_empty_annotations_folder(tmp_path):
     write_image(tmp_path / "frames" / "a.jpg", SIZE)
     with pytest.raises(InputError, match="no annotation files") as raised:
         build_dataset(tmp_path / "annotations", [tmp_path / "frames"], tmp_path / "voc", classes=CLASSES,
-                      labelimg_command=LABELIMG)
+                      labelimg_command=LABELIMG, **DATASET)
     assert raised.value.where == str(tmp_path / "annotations") and LABELIMG in raised.value.reason
 
 
@@ -215,14 +218,14 @@ def test_no_usable_file_at_all_is_an_error_with_the_first_reason(tmp_path):
     annotations, frames = write_zoo(tmp_path, ("ghost", "inverted"))
     (annotations / "good.xml").unlink(missing_ok=True)
     with pytest.raises(InputError, match="none of the 2 annotation files is usable"):
-        build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES)
+        build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, **DATASET)
     assert "ghost.xml" in (tmp_path / "voc" / "validation.txt").read_text()
 
 
 def test_duplicate_classes_are_refused_by_name(tmp_path):
     annotations, frames = write_zoo(tmp_path, ("good",))
     with pytest.raises(InputError, match="'grab' is listed more than once"):
-        build_dataset(annotations, [frames], tmp_path / "voc", classes=["grab", "drop", "grab"])
+        build_dataset(annotations, [frames], tmp_path / "voc", classes=["grab", "drop", "grab"], **DATASET)
 
 
 def test_duplicate_classes_in_config_stop_the_workflow_clearly(workflow_copy):
@@ -235,7 +238,8 @@ def test_duplicate_classes_in_config_stop_the_workflow_clearly(workflow_copy):
 
 def test_classes_from_annotations_are_sorted_names(tmp_path):
     annotations, frames = write_zoo(tmp_path, ("good", "unknown"))
-    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=[], classes_from="annotations")
+    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=[], classes_from="annotations",
+                            on_error=DATASET["on_error"], boxes_outside=DATASET["boxes_outside"])
     assert summary["classes"] == {"drop": 0, "grab": 1, "wave": 2}
     assert json.loads((tmp_path / "voc" / "classes.json").read_text()) == {"drop": 0, "grab": 1, "wave": 2}
     assert summary["problems"] == []
@@ -248,13 +252,14 @@ def test_output_may_not_overlap_an_input_folder(tmp_path):
     annotations, frames = annotations.rename(tree / "Annotations"), frames.rename(tree / "JPEGImages")
     for output in (tree, annotations):
         with pytest.raises(InputError, match="overlaps the output"):
-            build_dataset(annotations, [frames], output, classes=CLASSES)
+            build_dataset(annotations, [frames], output, classes=CLASSES, **DATASET)
     assert (frames / "good.jpg").exists() and (annotations / "good.xml").exists()
 
 
 def test_groups_sizes_and_box_counts_per_image(tmp_path):
     annotations, frame_dirs = labelled_videos(tmp_path, ["cam_a", "cam_b", "cam_c"], frames=3, size=SIZE)
-    summary = build_dataset(annotations, frame_dirs, tmp_path / "voc", classes=["grab", "drop"], on_error="stop")
+    summary = build_dataset(annotations, frame_dirs, tmp_path / "voc", classes=["grab", "drop"], on_error="stop",
+                            classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     rows = list(csv.DictReader(open(tmp_path / "voc" / "images.csv")))
     assert [row["image_id"] for row in rows] == [f"cam_{v}_{i:06d}" for v in "abc" for i in range(3)]
     assert {row["group"] for row in rows} == {"cam_a", "cam_b", "cam_c"}
@@ -270,7 +275,8 @@ def test_plums_from_someone_elses_machine_go_through_cleanly(plums, tmp_path):
     tree = extract_plums(plums, tmp_path / "plums")
     before = checksums(tree)
     summary = build_dataset(tree / "Annotations", [tree / "JPEGImages"], tmp_path / "voc",
-                            classes=["redPlum", "greenPlum"], on_error="stop", boxes_outside="reject")
+                            classes=["redPlum",
+                                     "greenPlum"], on_error="stop", boxes_outside="reject", classes_from=DATASET["classes_from"])
     assert checksums(tree) == before
     assert summary["problems"] == []
     assert (summary["used"], summary["boxes"]) == (15, {"redPlum": 132, "greenPlum": 2})
@@ -338,7 +344,8 @@ def test_macos_appledouble_files_are_ignored_not_taken_for_duplicates(tmp_path):
     (annotations / "._good.xml").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
     (annotations / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     before = file_hashes(annotations)
-    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, on_error="stop")
+    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=CLASSES, on_error="stop",
+                            classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     assert file_hashes(annotations) == before
     assert summary["problems"] == [] and summary["used"] == summary["annotation_files"] == 1
     assert [item["file"] for item in summary["ignored"]] == [str(annotations / ".DS_Store"), str(annotations / "._good.xml")]
@@ -352,13 +359,14 @@ def test_class_names_are_compared_after_nfc_normalisation(tmp_path):
     annotations, frames = write_zoo(tmp_path, ("good",))
     write_image(frames / "nfd.jpg", SIZE, seed=3)
     (annotations / "nfd.xml").write_text(voc("nfd.jpg", obj(decomposed)), encoding="utf-8")
-    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=["grab", "drop", composed], on_error="stop")
+    summary = build_dataset(annotations, [frames], tmp_path / "voc", classes=["grab", "drop", composed],
+                            on_error="stop", classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     assert summary["problems"] == [] and summary["boxes"] == {"grab": 1, "drop": 1, composed: 1}
     assert f"<name>{composed}</name>".encode() in (tmp_path / "voc" / "Annotations" / "nfd.xml").read_bytes()
-    again = build_dataset(annotations, [frames], tmp_path / "voc2", classes=["grab", "drop", decomposed])
+    again = build_dataset(annotations, [frames], tmp_path / "voc2", classes=["grab", "drop", decomposed], **DATASET)
     assert again["classes"] == {"grab": 0, "drop": 1, composed: 2} and again["boxes"][composed] == 1
     with pytest.raises(InputError, match="listed more than once"):
-        build_dataset(annotations, [frames], tmp_path / "voc3", classes=["grab", composed, decomposed])
+        build_dataset(annotations, [frames], tmp_path / "voc3", classes=["grab", composed, decomposed], **DATASET)
 
 
 def test_a_zip_export_as_annotations_dir_reruns_when_replaced(workflow_copy, tmp_path):

@@ -37,6 +37,7 @@ from detflow.dataset import build_dataset
 from detflow.lib.cli import InputError
 from detflow.lib.data.pascal_voc import read_annotation
 from detflow.lib.labelling import label_studio as ls_format
+from helpers.config import DATASET
 from helpers.media import file_hashes
 from helpers.workflow import REPO
 
@@ -485,7 +486,8 @@ def test_a_box_drawn_in_label_studio_reaches_the_dataset_in_image_pixels(labelle
                                f"{annotations / labelled.negative.replace('.jpg', '.xml')} (no box: a negative)"]
     skipped_task = labelled.on_server[labelled.skipped]
     assert outcome.left == [f"task {skipped_task} ({labelled.skipped}): skipped (cancelled) in Label Studio"]
-    summary = build_dataset(annotations, [project.frames], tmp_path / "voc", classes=CLASSES, on_error="stop")
+    summary = build_dataset(annotations, [project.frames], tmp_path / "voc", classes=CLASSES, on_error="stop",
+                            classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     assert (summary["used"], summary["negatives"], summary["boxes"]) == (2, 1, {"grab": 1, "drop": 0})
     written = read_annotation(tmp_path / "voc" / "Annotations" / labelled.drawn.replace(".jpg", ".xml"))
     width, height = labelled.size

@@ -16,7 +16,7 @@ from detflow.best_snapshot import select_best_snapshot
 from detflow.dataset import build_dataset
 from detflow.lib.inference import detector as inference
 from detflow.splits import make_splits
-from helpers.config import BATCH, CONFIG, EVENTS
+from helpers.config import BATCH, CONFIG, DATASET, EVENTS
 from helpers.media import write_video
 from helpers.models import BACKBONE, CARD, FEATURE_SIZE, IMAGE_MAX_SIDE, IMAGE_MIN_SIDE
 from helpers.voc import CLASSES, annotate, make_frames, make_voc
@@ -142,7 +142,8 @@ def test_dataset_page_shows_images_and_boxes_per_class_per_split(tmp_path):
     labels = tmp_path / "labels"
     for number, image_id in enumerate(sorted(images)):
         annotate(labels, image_id, [["grab"], ["drop"], ["grab", "drop"], []][number % 4], SIZE)
-    build_dataset(labels, sorted((tmp_path / "frames").iterdir()), tmp_path / "voc", classes=["grab", "drop"])
+    build_dataset(labels, sorted((tmp_path / "frames").iterdir()), tmp_path / "voc", classes=["grab", "drop"],
+                  **DATASET)
     splits = make_splits(tmp_path / "voc" / "images.csv", tmp_path / "voc" / "classes.json", tmp_path / "voc",
                          seed=1, fractions={"train": 0.5, "val": 0.25, "test": 0.25}, group_by="image")
     page = report.dataset_page(splits, json.loads((tmp_path / "voc" / "validation.json").read_text()))

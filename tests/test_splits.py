@@ -13,7 +13,7 @@ from detflow.dataset import build_dataset
 from detflow.lib.cli import InputError
 from detflow.lib.data.split_rule import unit_hash
 from detflow.splits import LIST_FILES, imbalance, make_splits, split_of
-from helpers.config import config_options
+from helpers.config import DATASET, config_options
 from helpers.voc import extract_plums, labelled_videos
 
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
@@ -27,7 +27,8 @@ def video_ids(names):
 
 def build(root, videos, classes=("grab", "drop"), frames=3):
     annotations, frame_dirs = labelled_videos(root, video_ids(videos), frames=frames, classes=classes, size=SIZE)
-    build_dataset(annotations, frame_dirs, root / "voc", classes=list(classes), on_error="stop")
+    build_dataset(annotations, frame_dirs, root / "voc", classes=list(classes), on_error="stop",
+                  classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     return root / "voc"
 
 
@@ -227,7 +228,8 @@ def test_keras_retinanet_loads_every_split(tmp_path):
 def test_plums_split_loads_in_keras_retinanet(tmp_path, plums):
     tree = extract_plums(plums, tmp_path / "plums")
     plums_voc = tmp_path / "plums_voc"
-    build_dataset(tree / "Annotations", [tree / "JPEGImages"], plums_voc, classes=["redPlum", "greenPlum"], on_error="stop")
+    build_dataset(tree / "Annotations", [tree / "JPEGImages"], plums_voc, classes=["redPlum", "greenPlum"],
+                  on_error="stop", classes_from=DATASET["classes_from"], boxes_outside=DATASET["boxes_outside"])
     summary = make_splits(plums_voc / "images.csv", plums_voc / "classes.json", plums_voc, seed=129, fractions=FRACTIONS,
                           group_by="image")
     assert sum(summary["splits"][name]["images"] for name in ("train", "val", "test")) == 15

@@ -103,6 +103,17 @@ def test_whole_tiny_run_through_snakemake_and_its_html_report(workflow_copy):
     workflow_copy.set_config(predict={"score_threshold": 0.3})
     assert workflow_copy.dry_run_jobs() == {"predict_split": 2, "predict_video": 4, "gallery": 2, "results_report": 1,
                                             "summary": 1, "all": 1}
+    # The model that exists drafts and chooses the next frames: asking for them never plans training.
+    assert workflow_copy.dry_run_jobs("drafts") == {"drafts": 1}
+    assert workflow_copy.dry_run_jobs("next_frames") == {"next_frames": 1}
+    workflow_copy.set_config(labelling={"batch": 3})
+    chosen = workflow_copy.snakemake("next_frames")
+    assert "next frames: 3 added for labelling (round 1)" in chosen.stdout
+    added = sorted((root / "results" / "labelling" / "added").glob("*.csv"))
+    assert sum(len(path.read_text().splitlines()) - 1 for path in added) == 3
+    # The demo labels them as a person would, and the next run trains on them.
+    replanned = workflow_copy.dry_run_jobs()
+    assert {"labelling_folder", "demo_labeller", "dataset", "train"} <= set(replanned), replanned
 
 
 def _move_first_box(annotation):

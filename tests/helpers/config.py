@@ -7,6 +7,7 @@ from helpers.workflow import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 EVENTS = EventSettings.from_config(CONFIG["events"])
+DATASET = CONFIG["dataset"]  # classes_from, on_error, boxes_outside of the dataset stage
 BATCH = CONFIG["predict"]["batch_size"]
 
 

@@ -343,8 +343,8 @@ def _notes(class_ids, boxes, used, listing):
     return notes
 
 
-def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_from="config", on_error="skip",
-                  boxes_outside="clip", selections=(), labelimg_command=None):
+def build_dataset(annotations_dir, image_dirs, output_dir, *, classes, classes_from, on_error, boxes_outside,
+                  selections=(), labelimg_command=None):
     """Validate every annotation in ``annotations_dir`` and write the VOC tree to ``output_dir``.
 
     ``image_dirs``: folders of JPEG images; each folder's name is the group

@@ -11,13 +11,16 @@ classes file agreeing with ``classes`` in config, and a save folder that can
 be written.
 
 ``--drafts`` opens the model's drafts (``results/drafts``, made by
-``snakemake drafts``) instead, so that a person corrects boxes rather than
-drawing them. labelImg marks a file reviewed when the person presses space
-("Verify Image", which also saves it).
+``snakemake drafts`` and ``snakemake next_frames``) instead, so that a person
+corrects boxes rather than drawing them. labelImg marks a file reviewed when
+the person presses space ("Verify Image", which also saves it). A frame that a
+person has labelled already shows that label there, marked reviewed (labelImg's
+green background), instead of nothing or an out-of-date draft (which moves to
+``results/drafts/superseded/``): nothing looks lost.
 
-``detflow label accept`` copies the reviewed drafts into the
-annotations folder, never replacing a file there, and lists what it copied and
-what it left, with the reason.
+``detflow label accept`` copies the reviewed drafts into the annotations
+folder, never replacing a file there, and says how many it copied and how many
+it left, and why; ``--verbose`` lists the files.
 """
 import argparse
 import logging
@@ -30,11 +33,14 @@ from pathlib import Path
 
 from detflow.lib.cli import InputError, prog, run
 from detflow.lib.config import read_config
-from detflow.lib.data.annotation_sources import is_zip_source, labelled_image_ids
-from detflow.lib.data.pascal_voc import read_annotation
+from lxml import etree
+
+from detflow.lib.data.annotation_sources import image_id as annotation_image_id
+from detflow.lib.data.annotation_sources import is_zip_source, labelled_image_ids, list_annotations, read_annotations
+from detflow.lib.data.pascal_voc import read_annotation, read_annotation_bytes
 from detflow.lib.data.videos import frame_id
 from detflow.lib.data.voc_tree import class_names
-from detflow.lib.files import creating
+from detflow.lib.files import creating, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,13 @@ CLASSES_FILE = Path("results/labelling/classes.txt")
 DRAFTS_DIR = Path("results/drafts")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VERIFY_HINT = "open it with `detflow label --drafts`, correct it and press space (Verify Image)"
+HAND_LABELS = "hand_labels.txt"  # in the drafts folder: the frames shown there with a person's label
+SUPERSEDED = "superseded"  # drafts folder's subfolder for drafts of frames a person labelled meanwhile
+# Why accept leaves a draft, in the order the summary gives them.
+NOT_REVIEWED, BY_HAND, EDITED, NO_IMAGE, UNUSABLE = (
+    "not reviewed yet", "labelled by hand already (a person's label is never replaced)",
+    "copies of a person's label edited in the drafts view (the label stays as it was: change it with "
+    "`detflow label`)", "image not in the labelling folder", "cannot be used")
 
 
 def default_save_dir(config, config_path):
@@ -184,41 +197,92 @@ def label(images_dir, classes_file, save_dir, *, config=None, config_path="confi
     return open_labelimg(images_dir, classes_file, save_dir)
 
 
+def _boxes(annotation):
+    return sorted((item.name, item.xmin, item.ymin, item.xmax, item.ymax) for item in annotation.objects)
+
+
+def _shown(drafts_dir):
+    path = Path(drafts_dir) / HAND_LABELS
+    return set(path.read_text().split()) if path.is_file() else set()
+
+
+def show_hand_labels(drafts_dir, annotations_dir, images_dir):
+    """Let every frame of the labelling folder that a person labelled show that label in the drafts folder,
+    marked reviewed, in place of an out-of-date draft (moved to ``superseded/``) or an edited copy of the
+    label (moved too); return how many frames show a person's label."""
+    drafts_dir, images = Path(drafts_dir), image_ids(images_dir)
+    if not Path(annotations_dir).exists() or not images:
+        return 0
+    shown, written = _shown(drafts_dir), set()
+    for file, data, problem in read_annotations(list_annotations(annotations_dir)):
+        image_id = annotation_image_id(file.name, images)
+        label = None if problem or image_id not in images else read_annotation_bytes(data, file.where)
+        if label is None or label.errors:
+            continue
+        target = drafts_dir / f"{image_id}.xml"
+        if target.exists() and not (image_id in shown and _boxes(read_annotation(target)) == _boxes(label)):
+            (drafts_dir / SUPERSEDED).mkdir(exist_ok=True)
+            os.replace(target, drafts_dir / SUPERSEDED / target.name)
+            log.info("%s: out of date or edited, now that %s labels %s; moved to %s", target, annotations_dir,
+                     image_id, drafts_dir / SUPERSEDED)
+        root = etree.fromstring(data)
+        root.set("verified", "yes")  # labelImg shows a reviewed file on a green background
+        write_atomically(target, etree.tostring(root, encoding="utf-8"))
+        written.add(image_id)
+    write_atomically(drafts_dir / HAND_LABELS, "".join(f"{image_id}\n" for image_id in sorted(written)))
+    return len(written)
+
+
 def accept(drafts_dir, save_dir, images_dir):
-    """Copy reviewed drafts into ``save_dir`` without replacing any file; return (copied, [(name, reason)] left)."""
+    """Copy reviewed drafts into ``save_dir`` without replacing any file; return (copied, [(name, why)] left),
+    ``why`` one of NOT_REVIEWED, BY_HAND, EDITED, NO_IMAGE or UNUSABLE with its detail."""
     check_writable(save_dir)
     labelled = labelled_image_ids(save_dir)
-    images = image_ids(images_dir)
+    images, shown = image_ids(images_dir), _shown(drafts_dir)
     copied, left = [], []
     for draft in draft_files(drafts_dir):
         image_id = frame_id(draft)
         annotation = read_annotation(draft)
         if annotation.errors:
-            left.append((draft.name, f"cannot be used: {annotation.errors[0].message}"))
+            left.append((draft.name, (UNUSABLE, annotation.errors[0].message)))
         elif image_id not in images:
-            left.append((draft.name, f"its image is not in {images_dir}"))
+            left.append((draft.name, (NO_IMAGE, "")))
         elif image_id in labelled:
-            left.append((draft.name, f"{save_dir} already has a label for {image_id}; it is never replaced"))
+            edited = image_id in shown and _hand_label_edited(annotation, save_dir, image_id)
+            left.append((draft.name, (EDITED if edited else BY_HAND, "")))
         elif not annotation.verified:
-            left.append((draft.name, f"not reviewed yet: {VERIFY_HINT}"))
+            left.append((draft.name, (NOT_REVIEWED, "")))
         else:
             try:
                 with creating(Path(save_dir) / draft.name) as partial:
                     shutil.copyfile(draft, partial)
             except FileExistsError:
-                left.append((draft.name, f"{save_dir} already has {draft.name}; it is never replaced"))
+                left.append((draft.name, (BY_HAND, "")))
                 continue
             copied.append(draft.name)
     return copied, left
 
 
-def accept_report(copied, left, save_dir):
-    """What ``accept`` did, as lines to print."""
-    lines = [f"copied {len(copied)} reviewed drafts into {save_dir}" + (":" if copied else ".")]
-    lines += [f"  {name}" for name in copied]
+def _hand_label_edited(view, save_dir, image_id):
+    """Whether the drafts view of a person's label no longer shows that label's boxes."""
+    label = Path(save_dir) / f"{image_id}.xml"
+    return label.is_file() and _boxes(read_annotation(label)) != _boxes(view)
+
+
+def accept_report(copied, left, save_dir, drafts_dir, *, verbose=False):
+    """What ``accept`` did, as lines to print: counts, and the files with ``verbose``."""
+    lines = [f"copied {len(copied)} reviewed drafts into {save_dir}" + (":" if copied and verbose else ".")]
+    lines += [f"  {name}" for name in copied] if verbose else []
     if left:
-        lines.append(f"left {len(left)}:")
-        lines += [f"  {name}: {reason}" for name, reason in left]
+        lines.append(f"left {len(left)} in {drafts_dir}:")
+        for why in (NOT_REVIEWED, BY_HAND, EDITED, NO_IMAGE, UNUSABLE):
+            names = [(name, detail) for name, (reason, detail) in left if reason == why]
+            if names:
+                hint = f" ({VERIFY_HINT})" if why == NOT_REVIEWED else ""
+                lines.append(f"  {len(names)} {why}{hint}")
+                lines += [f"    {name}" + (f": {detail}" if detail else "") for name, detail in names] if verbose else []
+    if (copied or left) and not verbose:
+        lines.append("(--verbose lists the files)")
     return "\n".join(lines)
 
 
@@ -233,14 +297,20 @@ def main(argv=None):
     parser.add_argument("--save-dir", type=Path, help="where labels are saved (default: annotations.dir of config)")
     parser.add_argument("--drafts", action="store_true", help="open the model's drafts instead, to correct them")
     parser.add_argument("--drafts-dir", type=Path, default=DRAFTS_DIR, help="the drafts (default: %(default)s)")
+    parser.add_argument("--verbose", action="store_true", help="accept: list every file copied and left")
     args = parser.parse_args(argv)
     config = read_config(args.config)
     if args.action == "accept":
         save_dir = args.save_dir or default_save_dir(config, args.config)
         copied, left = accept(args.drafts_dir, save_dir, args.images)
-        print(accept_report(copied, left, save_dir))
+        print(accept_report(copied, left, save_dir, args.drafts_dir, verbose=args.verbose))
         return
     if args.drafts:
+        draft_files(args.drafts_dir)  # no drafts folder: say how to make one, before anything is written
+        labels = args.save_dir or (config or {}).get("annotations", {}).get("dir")
+        shown = show_hand_labels(args.drafts_dir, labels, args.images) if labels else 0
+        if shown:
+            log.info("%d frames labelled by hand show their labels among the drafts, marked reviewed (green)", shown)
         status = label(args.images, args.classes, args.drafts_dir, config=config, config_path=args.config, drafts=True)
         print("Reviewed drafts (space in labelImg) go into your annotations folder with: detflow label accept")
     else:

@@ -106,6 +106,8 @@ def add_model_options(parser, *, runtimes=None, classes_option="--classes"):
                                  "runtime by the export stage (its file or the export folder as the model)")
     parser.add_argument(classes_option, dest="dataset_classes",
                         help="classes.json of a dataset the model must have been trained for")
+    parser.add_argument("--class-names", type=lambda text: text.split(","),
+                        help="comma-separated class names (config's classes) the model must have, in label order")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of the runtime (default: all)")
     checks = parser.add_argument_group("checks (the model describes itself; given, these must agree with it)")
     for option, kind, text in MODEL_CHECKS:
@@ -114,7 +116,7 @@ def add_model_options(parser, *, runtimes=None, classes_option="--classes"):
 
 def model_options(args):
     """add_model_options's options as the keyword arguments of detflow.lib.inference.detector.load_detector."""
-    options = {"threads": args.threads, "dataset_classes": args.dataset_classes,
+    options = {"threads": args.threads, "dataset_classes": args.dataset_classes, "class_names": args.class_names,
                "checks": {option: getattr(args, option) for option, _, _ in MODEL_CHECKS}}
     if hasattr(args, "runtime"):
         options["runtime"] = args.runtime

@@ -277,17 +277,19 @@ def _voc_coordinate(value, size):
     return min(max(int(round(float(value))), 1), size)
 
 
-def write_annotation(path, *, filename, width, height, objects, depth=3, folder="images", image_path=None):
+def write_annotation(path, *, filename, width, height, objects, depth=3, folder="images", image_path=None,
+                     verified=False):
     """Write a labelImg-style Pascal VOC file for one image.
 
     ``objects``: dicts with ``name``, ``xmin``, ``ymin``, ``xmax``, ``ymax``
     (1-based VOC pixel coordinates; rounded to integers and kept within the
     image, as labelImg does) and optionally ``truncated`` and ``difficult``
-    (0 when absent). ``image_path`` becomes ``<path>`` (left out when None).
+    (0 when absent). ``image_path`` becomes ``<path>`` (left out when None);
+    ``verified`` is labelImg's mark of a file a person has reviewed.
     Raises ValueError for a box that is empty once inside the image.
     """
     width, height = int(width), int(height)
-    root = etree.Element("annotation")
+    root = etree.Element("annotation", verified="yes") if verified else etree.Element("annotation")
     _sub(root, "folder", folder)
     _sub(root, "filename", filename)
     if image_path is not None:

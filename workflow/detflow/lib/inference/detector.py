@@ -139,6 +139,26 @@ def _keras_detections(model):
     return detections
 
 
+def frame_reader(model, card, levels=("P4", "P5")):
+    """A function from a BGR image to what the Keras inference ``model`` makes of it: its boxes (in the
+    image's pixels), scores and labels, every one the model returns (scores at least its floor), and a
+    feature vector, the mean of the FPN ``levels`` over the image, which describes what the model sees
+    (for telling frames apart: detflow.lib.labelling.next_frames)."""
+    preprocess = retinanet.backbone(card.backbone).preprocess_image
+    pooled = [tf.keras.layers.GlobalAveragePooling2D()(model.get_layer(level).output) for level in levels]
+    inner = tf.keras.Model(model.inputs, [*model.outputs[:3], tf.keras.layers.Concatenate()(pooled)])
+    run = tf.function(lambda batch: inner(batch, training=False), reduce_retracing=True)
+
+    def read(image):
+        network_input, scale = resize_image(preprocess(image), min_side=card.image_min_side,
+                                            max_side=card.image_max_side)
+        boxes, scores, labels, features = (output.numpy()[0] for output in run(tf.constant(network_input[None])))
+        kept = scores >= 0  # FilterDetections pads with -1
+        return boxes[kept] / scale, scores[kept], labels[kept], features
+
+    return read
+
+
 class Detector:
     """A model with keras-retinanet's preprocessing, for batches of BGR images: the Keras inference
     model, or an ExportedModel on its own runtime."""
@@ -166,32 +186,40 @@ class Detector:
         return results
 
 
-def load_checked_model(path, *, threads=None, dataset_classes=None, checks=None):
-    """(description, checked Keras model) of the inference model at ``path``, with the device set up first
-    (TensorFlow's threads and GPU memory growth must be set before the model exists). ``dataset_classes``:
-    the classes.json of a dataset the model must have been trained for; ``checks``: {option: value or None}
-    of options that describe the model and must agree with it (``image_min_side``, ...)."""
-    card = read_card(path)
+def _check_description(card, path, dataset_classes, class_names, checks):
+    """Refuse a model whose description disagrees with what the caller expects of it."""
     check_options(card, path, checks or {})
     if dataset_classes:
         check_classes(card, path, read_classes(dataset_classes), f"the dataset ({dataset_classes})")
+    if class_names:
+        check_classes(card, path, class_names, "config.yaml's classes")
+
+
+def load_checked_model(path, *, threads=None, dataset_classes=None, class_names=None, checks=None):
+    """(description, checked Keras model) of the inference model at ``path``, with the device set up first
+    (TensorFlow's threads and GPU memory growth must be set before the model exists). ``dataset_classes``:
+    the classes.json of a dataset the model must have been trained for; ``class_names``: the classes it
+    must have, in label order; ``checks``: {option: value or None} of options that describe the model and
+    must agree with it (``image_min_side``, ...)."""
+    card = read_card(path)
+    _check_description(card, path, dataset_classes, class_names, checks)
     setup_device(threads)
     return card, load_inference_model(path, card)
 
 
-def load_detector(path, *, score_threshold, runtime="keras", threads=None, dataset_classes=None, checks=None):
+def load_detector(path, *, score_threshold, runtime="keras", threads=None, dataset_classes=None, class_names=None,
+                  checks=None):
     """The model at ``path`` on its runtime (the .h5 for ``keras``, an export for the others), checked as
     :func:`load_checked_model` checks it, wrapped in a Detector."""
     if runtime == "keras":
-        card, model = load_checked_model(path, threads=threads, dataset_classes=dataset_classes, checks=checks)
+        card, model = load_checked_model(path, threads=threads, dataset_classes=dataset_classes,
+                                         class_names=class_names, checks=checks)
     else:
         if runtime == "tf":
             setup_device(threads)
         model = load_exported(path, runtime, threads)
         card = model.card
-        check_options(card, model.path, checks or {})
-        if dataset_classes:
-            check_classes(card, model.path, read_classes(dataset_classes), f"the dataset ({dataset_classes})")
+        _check_description(card, model.path, dataset_classes, class_names, checks)
     return Detector(model, card, score_threshold=score_threshold)
 
 

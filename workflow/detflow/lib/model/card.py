@@ -69,7 +69,9 @@ def read_card(model_path):
     """The description carried by the model file at ``model_path``; InputError when it has none."""
     model_path = Path(model_path)
     if not model_path.is_file() or model_path.stat().st_size == 0:
-        raise InputError(model_path, "model file not found or empty (the convert stage writes it)")
+        raise InputError(model_path, "no model here yet (file not found or empty): `snakemake --cores all` trains "
+                                     "one and writes results/model/inference.h5 (labelling.draft_model in "
+                                     "config.yaml may name another for drafts and next frames)")
     try:
         with h5py.File(model_path, "r") as model:
             text = model.attrs.get(ATTRIBUTE)

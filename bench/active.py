@@ -1,0 +1,220 @@
+"""Benchmark of choosing the frames to label: today's selection, random frames and the model's choice, in
+rounds of "label N more frames, train a fixed budget, evaluate on the test split", on the demo, with the
+demo's per-frame truth as the person who labels.
+
+- ``today``: each training video's frames spread over time and appearance (the frames_to_label stage's
+  farthest-point sampling), ``N / videos`` more per video each round;
+- ``random``: N frames drawn at random from the training videos' kept frames not labelled yet;
+- ``new``: the next_frames stage's choice by the previous round's model (uncertainty x novelty).
+
+All three start from the same first round (today's selection, trained once from scratch). Each later round
+starts from the previous round's best snapshot (``train.weights``: a warm start) and trains a fixed budget.
+Validation (choosing the snapshot) and test are the demo's own val and test splits, fixed for all; only
+training frames are chosen. A strategy stops once its test mAP@0.5 reaches the target. Printed: per round
+the labels used, test mAP@0.5 and mAP@[.5:.95]; the labels each strategy first reaches the target with, and
+their ratio new / today (target: at most 0.6).
+
+Needs the demo's outputs (frames, truth, dataset and splits): ``snakemake --cores all results/voc/splits.json``.
+
+    .venv/bin/python bench/active.py [--first 3] [--per-round 18] [--rounds 8] [--steps 50] [--target 0.9]
+"""
+import argparse
+import csv
+import json
+import random
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import tensorflow as tf
+
+from detflow import best_snapshot, convert, evaluate, next_frames
+from detflow.demo_labeller import write_demo_labels
+from detflow.frames_to_label import select_frames
+from detflow.lib.data.frame_lists import SELECTION_COLUMNS, read_kept_frames
+from detflow.lib.data.videos import frame_id
+from detflow.lib.data.voc_tree import VocTree
+from detflow.lib.inference.detector import frame_reader, load_checked_model
+from detflow.lib.labelling.next_frames import choose
+from detflow.lib.model.device import setup_device
+from detflow.lib.training.settings import Settings
+from detflow.train import train
+from machine import REPO, VOC, cpu_model, project_config
+
+STRATEGIES = ("today", "random", "new")
+RESULTS = REPO / "results"
+
+
+def split_videos(split):
+    """The videos of a split of the demo's dataset (its frames are named <video>_<index>)."""
+    ids = VocTree(VOC).split_image_ids(split)
+    return sorted({image_id.rsplit("_", 1)[0] for image_id in ids})
+
+
+def pool(videos):
+    """{image id: (video, frame index, seconds, path)} of the kept frames of ``videos``."""
+    frames = {}
+    for video in videos:
+        for index, seconds, file in read_kept_frames(RESULTS / "frames" / f"{video}.csv"):
+            frames[frame_id(file)] = (video, index, seconds, RESULTS / "frames" / video / file)
+    return frames
+
+
+def today(videos, per_video, work):
+    """Image ids of today's selection: ``per_video`` frames of each video by farthest-point sampling."""
+    chosen = set()
+    for video in videos:
+        out = work / "today" / f"{video}_{per_video}.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        select_frames(RESULTS / "frames" / f"{video}.csv", RESULTS / "frames" / video, out,
+                      frames_per_video=per_video)
+        with open(out, newline="") as stream:
+            chosen |= {frame_id(row["file"]) for row in csv.DictReader(stream)}
+    return chosen
+
+
+def voc_for(labelled, frames, folder):
+    """A VOC tree whose train split is the ``labelled`` frames (labelled from the demo's truth) and whose val
+    and test splits are the demo dataset's own."""
+    selections, truths, dirs = [], [], []
+    for video in sorted({frames[image_id][0] for image_id in labelled}):
+        selection = folder / "selections" / f"{video}.csv"
+        selection.parent.mkdir(parents=True, exist_ok=True)
+        with open(selection, "w", newline="") as stream:
+            table = csv.writer(stream)
+            table.writerow(SELECTION_COLUMNS)
+            table.writerows((frames[i][1], f"{frames[i][2]:.3f}", frames[i][3].name) for i in sorted(labelled)
+                            if frames[i][0] == video)
+        selections.append(selection)
+        truths.append(RESULTS / "demo" / "truth" / f"{video}.csv")
+        dirs.append(RESULTS / "frames" / video)
+    voc = folder / "voc"
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    shutil.copytree(VOC / "JPEGImages", voc / "JPEGImages")
+    shutil.copytree(VOC / "Annotations", voc / "Annotations")
+    shutil.copy(VOC / "classes.json", voc / "classes.json")
+    write_demo_labels(selections, truths, dirs, voc / "Annotations")
+    for image_id in labelled:
+        shutil.copy(frames[image_id][3], voc / "JPEGImages" / f"{image_id}.jpg")
+    main = voc / "ImageSets" / "Main"
+    (main / "train.txt").write_text("".join(f"{image_id}\n" for image_id in sorted(labelled)))
+    for split in ("val", "test"):
+        shutil.copy(VOC / "ImageSets" / "Main" / f"{split}.txt", main / f"{split}.txt")
+    return voc
+
+
+def train_round(voc, folder, settings, config):
+    """Train, choose the best snapshot by val mAP, convert it; (inference model path, best snapshot, CPU-s)."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    tf.keras.backend.clear_session()
+    train(voc, folder / "metrics.csv", folder / "training.json", folder / "snapshots", folder / "tensorboard",
+          settings, classes=config["classes"])
+    best_snapshot.select_best_snapshot({"round": folder / "training.json"}, "mAP", folder / "best.json",
+                                       folder / "best.h5")
+    convert.convert(folder / "best.h5", folder / "best.json", folder / "inference.h5", **config["convert"])
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return folder / "inference.h5", folder / "best.h5", cpu
+
+
+def test_maps(model_path, voc, config):
+    card, model = load_checked_model(model_path)
+    metrics, _ = evaluate.evaluate_split(model, card, voc, "test", **config["evaluate"])
+    return metrics["mAP"], metrics["mAP_50_95"], card, model
+
+
+def model_choice(card, model, frames, labelled, count, score_threshold):
+    """The next_frames stage's choice among the frames not labelled yet."""
+    read = frame_reader(model, card)
+    candidates = [image_id for image_id in sorted(frames) if image_id not in labelled]
+    measured = next_frames.measure(read, [frames[i][3] for i in candidates], score_threshold)
+    known = next_frames.known_features(read, [frames[i][3] for i in sorted(labelled)])
+    picks = choose([item[0] for item in measured], [item[3] for item in measured], known, count)
+    return {candidates[pick.index] for pick in picks}
+
+
+def run_strategy(name, first, frames, videos, args, config, base, work, rounds):
+    """Rounds of one strategy after the shared first round; appends (labels, mAP@0.5, mAP@[.5:.95], CPU-s)."""
+    labelled, (model_path, snapshot, card, model) = set(first["labelled"]), first["model"]
+    generator = random.Random(args.seed)
+    for number in range(2, args.rounds + 1):
+        if rounds[-1][1] >= args.target:
+            break
+        if name == "today":
+            added = today(videos, args.first + (number - 1) * args.per_round // len(videos), work) - labelled
+        elif name == "random":
+            added = set(generator.sample(sorted(set(frames) - labelled), args.per_round))
+        else:
+            added = model_choice(card, model, frames, labelled, args.per_round, config["prelabel"]["score_threshold"])
+        labelled |= added
+        folder = work / f"{name}{number}"
+        voc = voc_for(labelled, frames, folder)
+        settings = Settings.from_config({**base, "weights": str(snapshot), "epochs": args.epochs,
+                                         "steps": args.steps, "warmup_steps": args.warmup,
+                                         "learning_rate": args.learning_rate})
+        model_path, snapshot, cpu = train_round(voc, folder, settings, config)
+        map50, map5095, card, model = test_maps(model_path, voc, config)
+        rounds.append((len(labelled), map50, map5095, cpu))
+        print(f"{name} round {number}: {len(labelled)} labels, test mAP@0.5 {map50:.3f}, mAP@[.5:.95] "
+              f"{map5095:.3f} ({cpu:.0f} CPU-s)", flush=True)
+
+
+def labels_to_reach(rounds, target):
+    return next((labels for labels, map50, _, _ in rounds if map50 >= target), None)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--first", type=int, default=3, help="frames per training video in the first round")
+    parser.add_argument("--per-round", type=int, default=18, help="frames labelled in each later round")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds at most, the first included")
+    parser.add_argument("--first-epochs", type=int, default=5, help="epochs of the first round, from scratch")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each later round (warm start)")
+    parser.add_argument("--steps", type=int, default=50, help="steps per epoch in every round")
+    parser.add_argument("--warmup", type=int, default=20, help="warm-up steps of the later rounds")
+    parser.add_argument("--learning-rate", type=float, default=0.001, help="peak rate of the later rounds")
+    parser.add_argument("--target", type=float, default=0.9, help="test mAP@0.5 a strategy must reach")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the random strategy")
+    parser.add_argument("--only", nargs="*", choices=STRATEGIES, default=list(STRATEGIES))
+    args = parser.parse_args()
+    if not (VOC / "ImageSets" / "Main" / "test.txt").is_file():
+        raise SystemExit(f"{VOC} is missing: build it with `snakemake --cores all results/voc/splits.json`")
+    config = project_config()
+    base = {key: value for key, value in config["train"].items() if key not in ("variants",)}
+    videos = split_videos("train")
+    frames = pool(videos)
+    print(f"CPU: {cpu_model()}; {len(frames)} kept frames of {len(videos)} training videos to choose from; "
+          f"val and test: the demo's own splits", flush=True)
+    setup_device(base["threads"])
+    started = time.time()
+    with tempfile.TemporaryDirectory() as temporary:
+        work = Path(temporary)
+        labelled = today(videos, args.first, work)
+        voc = voc_for(labelled, frames, work / "first")
+        settings = Settings.from_config({**base, "epochs": args.first_epochs, "steps": args.steps})
+        model_path, snapshot, cpu = train_round(voc, work / "first", settings, config)
+        map50, map5095, card, model = test_maps(model_path, voc, config)
+        print(f"first round (all strategies): {len(labelled)} labels, test mAP@0.5 {map50:.3f}, "
+              f"mAP@[.5:.95] {map5095:.3f} ({cpu:.0f} CPU-s)", flush=True)
+        first = {"labelled": labelled, "model": (model_path, snapshot, card, model)}
+        results = {}
+        for name in args.only:
+            results[name] = [(len(labelled), map50, map5095, cpu)]
+            run_strategy(name, first, frames, videos, args, config, base, work, results[name])
+    print(f"\n{'strategy':<8} " + " ".join(f"{'round ' + str(i + 1):>18}" for i in range(args.rounds)))
+    for name, rounds in results.items():
+        print(f"{name:<8} " + " ".join(f"{labels:>4} {map50:.3f}/{map5095:.3f}" for labels, map50, map5095, _ in
+                                       rounds))
+    needed = {name: labels_to_reach(rounds, args.target) for name, rounds in results.items()}
+    for name, labels in needed.items():
+        print(f"{name}: test mAP@0.5 >= {args.target} first with {labels if labels else 'never (not within'} "
+              f"{'labels' if labels else str(results[name][-1][0]) + ' labels)'}")
+    if needed.get("new") and needed.get("today"):
+        print(f"labels new / today: {needed['new'] / needed['today']:.2f} (target <= 0.6)")
+    print(json.dumps({"needed": needed, "rounds": results, "minutes": round((time.time() - started) / 60, 1)}))
+
+
+if __name__ == "__main__":
+    main()
