@@ -31,10 +31,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from detflow.lib.cli import InputError, prog, run
-from detflow.lib.config import read_config
 from lxml import etree
 
+from detflow.lib.cli import InputError, prog, run
+from detflow.lib.config import read_config
 from detflow.lib.data.annotation_sources import image_id as annotation_image_id
 from detflow.lib.data.annotation_sources import is_zip_source, labelled_image_ids, list_annotations, read_annotations
 from detflow.lib.data.pascal_voc import read_annotation, read_annotation_bytes
