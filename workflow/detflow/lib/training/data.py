@@ -23,6 +23,8 @@ from detflow.lib.model import retinanet
 
 log = logging.getLogger(__name__)
 
+ROTATE_SHEAR = 0.1  # radians of rotation and of shear at most, keras-retinanet train.py's
+
 TRAINING_STAGE = "detflow.train"  # its code is part of the fingerprint
 
 
@@ -123,13 +125,15 @@ def training_generators(voc_dir, classes, settings, initial_epoch):
     preprocess_image = retinanet.backbone(settings.backbone).preprocess_image
     augmentation = {}
     if settings.augment:
-        # keras-retinanet train.py's --random-transform ranges.
+        # keras-retinanet train.py's --random-transform ranges. Its rotation and shear turn a box's corners and
+        # take the box around them, larger than the object: off unless asked for (train.rotate_shear).
+        turn = ROTATE_SHEAR if settings.rotate_shear else 0.0
         augmentation = {
             "transform_generator": random_transform_generator(
                 prng=np.random.RandomState(settings.seed + initial_epoch),
-                min_rotation=-0.1, max_rotation=0.1,
+                min_rotation=-turn, max_rotation=turn,
                 min_translation=(-0.1, -0.1), max_translation=(0.1, 0.1),
-                min_shear=-0.1, max_shear=0.1,
+                min_shear=-turn, max_shear=turn,
                 min_scaling=(0.9, 0.9), max_scaling=(1.1, 1.1),
                 flip_x_chance=0.5, flip_y_chance=0.5,
             ),

@@ -34,7 +34,8 @@ class Settings:
     head_norm: Literal["none", "group"] = setting("normalisation in the regression and classification heads")
     image_min_side: int = setting("shorter image side", minimum=1)
     image_max_side: int = setting("longer image side at most", minimum=1)
-    augment: bool = setting("random rotation, translation, scale, flips and colour effects")
+    augment: bool = setting("random translation, scale, flips and colour effects")
+    rotate_shear: bool = setting("also random rotation and shear (their boxes are looser than the objects)")
     freeze_backbone: bool = setting("keep the backbone's weights fixed")
     patience: int = setting("stop after this many epochs without a better validation mAP; 0 = never", minimum=0,
                             fingerprinted=False)
