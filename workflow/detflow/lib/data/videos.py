@@ -1,4 +1,4 @@
-"""Raw videos: finding them, giving each a name that is safe everywhere, and opening them.
+"""Raw videos: finding them, giving each a name that is safe everywhere, and opening them (and streams).
 
 A video's name (its id) is the file name without extension, with every
 character other than letters, digits, ``-`` and ``_`` replaced by ``_``: ids
@@ -37,6 +37,10 @@ COUNT_TOLERANCE_FRAMES = 2
 COUNT_TOLERANCE_FRACTION = 0.02
 NO_FRAMES = "no frame could be decoded (a zero-frame, corrupt or truncated video)"
 FRAME_SUFFIXES = (".jpg", ".jpeg")  # images in frame folders: the frames stage writes JPEG, a person may copy .jpeg
+OPEN_TIMEOUT_MS = 5000  # give up opening a stream after this long
+READ_TIMEOUT_MS = 5000  # a stream that sends no frame for this long has dropped
+# OpenCV's open parameters of a camera or stream: neither waits forever.
+STREAM_TIMEOUTS = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
 
 
 def _safe(path):
@@ -112,6 +116,22 @@ def open_video(path, threads=0):
         raise InputError(path, NO_FRAMES)
     capture.release()
     return _capture(path, threads)
+
+
+def open_stream(url):
+    """An opened cv2.VideoCapture of a stream URL (rtsp://, http(s)://, ...) read by FFmpeg, or InputError
+    saying why it cannot be read: every command that reads streams (live, predict) refuses with the same words."""
+    capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, STREAM_TIMEOUTS)
+    if not capture.isOpened():
+        raise InputError(url, f"stream cannot be opened (unreachable, refused or not a video stream within "
+                              f"{OPEN_TIMEOUT_MS / 1000:g} s)")
+    return capture
+
+
+def quiet_opencv():
+    """OpenCV's and FFmpeg's own messages off: a source that cannot be opened is said in one line, by us."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _capture(path, threads):
