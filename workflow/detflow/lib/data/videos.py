@@ -86,6 +86,19 @@ def discover_videos(directory, extensions):
     return found
 
 
+def discover_new_videos(directory, training_dir, extensions):
+    """The videos of a folder of new recordings (predict.new_videos_dir), as discover_videos finds them.
+    Refused: a folder that is missing or holds no video, and the folder of the training videos (videos.dir)
+    itself, whose videos would then be presented as new while being trained on."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(directory, "is a file, not a folder" if directory.exists() else "folder not found")
+    if training_dir is not None and directory.resolve() == Path(training_dir).resolve():
+        raise InputError(directory, f"is the folder of the training videos (videos.dir: {training_dir}); new "
+                                    "footage is never trained on, so it needs a folder of its own")
+    return discover_videos(directory, extensions)
+
+
 def single_video(videos):
     """The one file of a video id; two files with the same id (clip.mp4 and clip.avi, or a b.mp4 and a_b.mp4)
     are refused."""
