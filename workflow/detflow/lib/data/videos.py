@@ -21,6 +21,7 @@ import os
 import re
 import unicodedata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 
@@ -43,21 +44,27 @@ READ_TIMEOUT_MS = 5000  # a stream that sends no frame for this long has dropped
 STREAM_TIMEOUTS = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
 
 
-def _safe(path):
-    stem = unicodedata.normalize("NFC", Path(path).stem)
-    return _UNSAFE.sub("_", stem).strip("_") or "video"
+def _safe(text, empty="video"):
+    return _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip("_") or empty
 
 
 def video_id(path):
     """The safe name of a video file: ``my clip (2).mp4`` -> ``my_clip_2``; a name of more than
     MAX_ID_BYTES is cut and ends in ``_`` and a hash of the whole name."""
-    return fitted(_safe(path))
+    return fitted(_safe(Path(path).stem))
+
+
+def stream_id(url):
+    """The safe name of a stream, from its host and path (never the user name or password a URL may
+    hold): ``rtsp://admin:pw@192.168.1.5:554/live/ch1`` -> ``192_168_1_5_live_ch1``."""
+    address = urlsplit(url)
+    return fitted(_safe(f"{address.hostname or ''}{address.path}", empty="stream"))
 
 
 def frame_id(path):
     """The safe name of a frame or of its annotation file, ``<video id>_<frame index>``: the name of a frame
     the frames stage wrote, unchanged; a longer name cut as a video id, its frame number kept."""
-    name = _safe(path)
+    name = _safe(Path(path).stem)
     frame_number = _FRAME_NUMBER.search(name)
     return fitted(name, frame_number.group() if frame_number else "")
 
