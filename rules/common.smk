@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from detflow.lib.cli import InputError, options_of
 from detflow.lib.code_graph import module_files
 from detflow.lib.config import training_variants, validate_config
-from detflow.lib.data.videos import discover_videos, frame_id
+from detflow.lib.data.videos import discover_new_videos, discover_videos, frame_id
 from detflow.lib.data.split_rule import SPLITS, split_of
 
 try:
@@ -51,6 +51,7 @@ VARIANTS = training_variants(config["train"])
 
 wildcard_constraints:
     video=r"[^/]+",
+    new_video=r"[^/]+",
     split=r"train|val|test",
     variant="|".join(re.escape(name) for name in VARIANTS),
     backbone=r"[A-Za-z0-9_.]+",
@@ -85,6 +86,21 @@ def find_videos():
 VIDEOS = find_videos()
 
 
+def find_new_videos():
+    """The new recordings of predict.new_videos_dir, {video id: [files]} (none when unset): annotated, never
+    trained on. A missing or empty folder, or the training videos' own folder, stops the workflow here."""
+    folder = config["predict"]["new_videos_dir"]
+    if folder is None:
+        return {}
+    try:
+        return discover_new_videos(folder, config["videos"]["dir"], config["videos"]["extensions"])
+    except InputError as error:
+        raise WorkflowError(f"invalid configuration: config: predict.new_videos_dir: {error}")
+
+
+NEW_VIDEOS = find_new_videos()
+
+
 def stage_code(stage):
     """The source files the stage detflow.<stage> runs (it and every package module it imports, followed
     to the end), as inputs: editing any of them reruns the stage's jobs, and nothing else does.
@@ -100,6 +116,11 @@ def cli_options(settings):
 def video_files(wildcards):
     """Every file with this video id: more than one is refused by the extraction job."""
     return VIDEOS[wildcards.video]
+
+
+def new_video_files(wildcards):
+    """Every file of the new footage with this video id: more than one is refused by the prediction job."""
+    return NEW_VIDEOS[wildcards.new_video]
 
 
 def all_frame_dirs():
@@ -280,6 +301,7 @@ def final_outputs():
         *expand("results/evaluation/{split}/metrics.json", split=config["predict"]["splits"]),
         *expand("results/predictions/{split}/detections.csv", split=config["predict"]["splits"]),
         *expand("results/predictions/videos/{video}.mp4", video=sorted(VIDEOS)),
+        *expand("results/predictions/new/{new_video}.mp4", new_video=sorted(NEW_VIDEOS)),
         "results/report/training_curves.png",
         "results/summary.txt",
     ]

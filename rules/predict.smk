@@ -54,3 +54,22 @@ rule predict_video:
         " --csv {output.csv:q} --json {output.json:q} --events-csv {output.events_csv:q}"
         " --events-json {output.events_json:q} {params.options} {params.events}"
         " --threads {threads} > {log:q} 2>&1"
+
+
+# New footage (predict.new_videos_dir): annotated as the training videos are, under results/predictions/new/.
+# Its videos are in NEW_VIDEOS only, never in VIDEOS, so no frames, labelling, dataset or training job sees them.
+use rule predict_video as predict_new_video with:
+    input:
+        model="results/model/inference.h5",
+        video=new_video_files,
+        code=stage_code("predict"),
+    output:
+        video="results/predictions/new/{new_video}.mp4",
+        csv="results/predictions/new/{new_video}.csv",
+        json="results/predictions/new/{new_video}.json",
+        events_csv="results/predictions/new/{new_video}.events.csv",
+        events_json="results/predictions/new/{new_video}.events.json",
+    log:
+        "logs/predict_new_video/{new_video}.log",
+    benchmark:
+        "benchmarks/predict_new_video/{new_video}.tsv"

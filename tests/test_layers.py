@@ -86,7 +86,7 @@ def test_each_rule_takes_the_code_of_the_stage_it_runs_as_input():
     ``code=stage_code("<stage>")``, which derives the files from the imports."""
     checked = 0
     for smk in sorted(RULES.glob("*.smk")):
-        for block in re.split(r"\n(?=rule \w+:)", smk.read_text())[1:]:
+        for block in re.split(r"\n(?=rule \w+:|use rule )", smk.read_text())[1:]:
             runs = set(re.findall(r"python -m detflow\.(\w+)", block))
             if runs:
                 name = block.split(":", 1)[0]

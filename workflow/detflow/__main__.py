@@ -13,7 +13,7 @@ from detflow.lib.cli import run
 COMMANDS = {
     "label": ("labelimg", "label the chosen frames in labelImg (--drafts: correct the model's drafts; accept)"),
     "label-studio": ("label_studio", "Label Studio: tasks, push, pull, import"),
-    "predict": ("predict", "run the model on dataset images or a video"),
+    "predict": ("predict", "run the model on videos, images, folders, globs and streams (or a dataset split)"),
     "evaluate": ("evaluate", "AP, mAP and COCO metrics of the model on a dataset split"),
     "live": ("live", "the model on a camera, video file or stream, with gesture events"),
     "export": ("export", "the model as SavedModel, ONNX and TFLite"),

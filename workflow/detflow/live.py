@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import signal
 import threading
 import time
 from pathlib import Path
@@ -36,18 +35,17 @@ import numpy as np
 
 from detflow.lib.cli import InputError, add_model_options, fill_from_config, model_options, prog, run
 from detflow.lib.config import project_config
-from detflow.lib.data.videos import nominal_fps, open_video
+from detflow.lib.data.videos import STREAM_TIMEOUTS, nominal_fps, open_stream, open_video, quiet_opencv
 from detflow.lib.inference.detector import load_detector
 from detflow.lib.inference.drawing import draw_detections, draw_status
 from detflow.lib.inference.events import EventBuilder, EventSettings, event_counts, write_events
 from detflow.lib.model.runtimes import RUNTIMES
+from detflow.lib.stopping import Stopper
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "results/model/inference.h5"
 STREAM_FPS = 25.0  # frame rate of the annotated video of a source that declares none
-OPEN_TIMEOUT_MS = 5000  # give up opening a stream after this long
-READ_TIMEOUT_MS = 5000  # a stream that sends no frame for this long has dropped
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
@@ -70,17 +68,12 @@ class Source:
         """An opened cv2.VideoCapture, or InputError saying why the source cannot be read."""
         if self.kind == "file":
             return open_video(self.value)
-        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
-        if self.kind == "camera":
-            capture = cv2.VideoCapture(self.value, cv2.CAP_ANY, timeouts)
-            if not capture.isOpened():
-                raise InputError(f"camera {self.value}", "no camera with this index can be opened (none connected, "
-                                                         "or in use by another program)")
-        else:
-            capture = cv2.VideoCapture(self.value, cv2.CAP_FFMPEG, timeouts)
-            if not capture.isOpened():
-                raise InputError(self.value, f"stream cannot be opened (unreachable, refused or not a video stream "
-                                             f"within {OPEN_TIMEOUT_MS / 1000:g} s)")
+        if self.kind == "stream":
+            return open_stream(self.value)
+        capture = cv2.VideoCapture(self.value, cv2.CAP_ANY, STREAM_TIMEOUTS)
+        if not capture.isOpened():
+            raise InputError(f"camera {self.value}", "no camera with this index can be opened (none connected, "
+                                                     "or in use by another program)")
         return capture
 
 
@@ -249,18 +242,6 @@ def display_available():
 # ---------------------------------------------------------------- the run
 
 
-class Stopper:
-    """Ctrl+C (SIGINT) and SIGTERM end the run at the next frame instead of interrupting it."""
-
-    def __init__(self):
-        self.reason = None
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, self._stop)
-
-    def _stop(self, number, _frame):
-        self.reason = "stopped by Ctrl+C" if number == signal.SIGINT else "stopped by SIGTERM"
-
-
 def live(detector, reader, *, settings, out_video=None, events_path=None, max_frames=None, max_seconds=None,
          window=None, stopper=None):
     """Detect on the frames of a started ``reader`` until its source ends or is lost, or a bound or the
@@ -352,12 +333,6 @@ def _video_writer(path, frame, fps):
 # ---------------------------------------------------------------- command line
 
 
-def _quiet_opencv():
-    """OpenCV's and FFmpeg's own messages off: a source that cannot be opened is said in one line, by us."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog=prog("live"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", required=True,
@@ -388,7 +363,7 @@ def main(argv=None):
         "max_gap": "events.max_gap", "track_iou": "events.track_iou", "merge_iou": "events.merge_iou",
         "reconnects": "live.reconnects", "reconnect_delay": "live.reconnect_delay"})
     settings = EventSettings(args.min_frames, args.max_gap, args.track_iou, args.merge_iou)
-    _quiet_opencv()
+    quiet_opencv()
     source = Source(args.source)
     if source.kind == "file" and not source.value.exists():
         raise InputError(source.value, "video file not found (a camera is a number, a stream a URL)")

@@ -1,4 +1,4 @@
-"""Raw videos: finding them, giving each a name that is safe everywhere, and opening them.
+"""Raw videos: finding them, giving each a name that is safe everywhere, and opening them (and streams).
 
 A video's name (its id) is the file name without extension, with every
 character other than letters, digits, ``-`` and ``_`` replaced by ``_``: ids
@@ -21,6 +21,7 @@ import os
 import re
 import unicodedata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 
@@ -37,23 +38,33 @@ COUNT_TOLERANCE_FRAMES = 2
 COUNT_TOLERANCE_FRACTION = 0.02
 NO_FRAMES = "no frame could be decoded (a zero-frame, corrupt or truncated video)"
 FRAME_SUFFIXES = (".jpg", ".jpeg")  # images in frame folders: the frames stage writes JPEG, a person may copy .jpeg
+OPEN_TIMEOUT_MS = 5000  # give up opening a stream after this long
+READ_TIMEOUT_MS = 5000  # a stream that sends no frame for this long has dropped
+# OpenCV's open parameters of a camera or stream: neither waits forever.
+STREAM_TIMEOUTS = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
 
 
-def _safe(path):
-    stem = unicodedata.normalize("NFC", Path(path).stem)
-    return _UNSAFE.sub("_", stem).strip("_") or "video"
+def _safe(text, empty="video"):
+    return _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip("_") or empty
 
 
 def video_id(path):
     """The safe name of a video file: ``my clip (2).mp4`` -> ``my_clip_2``; a name of more than
     MAX_ID_BYTES is cut and ends in ``_`` and a hash of the whole name."""
-    return fitted(_safe(path))
+    return fitted(_safe(Path(path).stem))
+
+
+def stream_id(url):
+    """The safe name of a stream, from its host and path (never the user name or password a URL may
+    hold): ``rtsp://admin:pw@192.168.1.5:554/live/ch1`` -> ``192_168_1_5_live_ch1``."""
+    address = urlsplit(url)
+    return fitted(_safe(f"{address.hostname or ''}{address.path}", empty="stream"))
 
 
 def frame_id(path):
     """The safe name of a frame or of its annotation file, ``<video id>_<frame index>``: the name of a frame
     the frames stage wrote, unchanged; a longer name cut as a video id, its frame number kept."""
-    name = _safe(path)
+    name = _safe(Path(path).stem)
     frame_number = _FRAME_NUMBER.search(name)
     return fitted(name, frame_number.group() if frame_number else "")
 
@@ -80,6 +91,19 @@ def discover_videos(directory, extensions):
     if not found:
         raise InputError(directory, f"no videos in this folder (looked for {', '.join(sorted(endings))})")
     return found
+
+
+def discover_new_videos(directory, training_dir, extensions):
+    """The videos of a folder of new recordings (predict.new_videos_dir), as discover_videos finds them.
+    Refused: a folder that is missing or holds no video, and the folder of the training videos (videos.dir)
+    itself, whose videos would then be presented as new while being trained on."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(directory, "is a file, not a folder" if directory.exists() else "folder not found")
+    if training_dir is not None and directory.resolve() == Path(training_dir).resolve():
+        raise InputError(directory, f"is the folder of the training videos (videos.dir: {training_dir}); new "
+                                    "footage is never trained on, so it needs a folder of its own")
+    return discover_videos(directory, extensions)
 
 
 def single_video(videos):
@@ -112,6 +136,22 @@ def open_video(path, threads=0):
         raise InputError(path, NO_FRAMES)
     capture.release()
     return _capture(path, threads)
+
+
+def open_stream(url):
+    """An opened cv2.VideoCapture of a stream URL (rtsp://, http(s)://, ...) read by FFmpeg, or InputError
+    saying why it cannot be read: every command that reads streams (live, predict) refuses with the same words."""
+    capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, STREAM_TIMEOUTS)
+    if not capture.isOpened():
+        raise InputError(url, f"stream cannot be opened (unreachable, refused or not a video stream within "
+                              f"{OPEN_TIMEOUT_MS / 1000:g} s)")
+    return capture
+
+
+def quiet_opencv():
+    """OpenCV's and FFmpeg's own messages off: a source that cannot be opened is said in one line, by us."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _capture(path, threads):
