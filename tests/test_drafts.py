@@ -3,6 +3,8 @@ labelled, in their own folder, never over a person's file or an earlier draft,
 with boxes that keras-retinanet reads back where the model put them."""
 import csv
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from detflow.drafts import instructions, write_drafts
 from detflow.lib.cli import InputError
 from detflow.lib.data.pascal_voc import read_annotation, write_annotation
 from detflow.lib.inference import detector as inference
+from helpers.config import config_options
 from helpers.media import file_hashes
 from helpers.models import detector
 from helpers.voc import CLASSES, make_voc
@@ -146,3 +149,27 @@ def test_drafts_never_go_into_the_persons_folder(data, tmp_path, drafts):
         write_drafts(detector(data[3]), [data[1]], [data[2]], labels, tmp_path / drafts,
                      tmp_path / "drafts.csv", labelling_images_dir=tmp_path / "images")
     assert file_hashes(labels) == before
+
+
+def test_a_draft_model_of_other_classes_or_none_at_all_is_one_line(data, model_path, tmp_path):
+    """Drafts come from the model that exists: without one, or with one of other classes, one line says so."""
+    root, selection, frames, _ = data
+    labels = person_folder(tmp_path)
+    before = file_hashes(labels)
+
+    def drafts_command(model, classes):
+        return subprocess.run(
+            [sys.executable, "-m", "detflow.drafts", str(model), "--selections", str(selection), "--frame-dirs",
+             str(frames), "--annotations-dir", str(labels), "--drafts-dir", str(tmp_path / "drafts"), "--manifest",
+             str(tmp_path / "drafts.csv"), "--labelling-images", str(tmp_path / "images"), "--classes-file",
+             str(tmp_path / "classes.txt"), "--class-names", classes, *config_options("prelabel"),
+             *config_options("predict", "batch_size")], capture_output=True, text=True)
+
+    other = drafts_command(model_path, "wave,point")
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert other.stderr.strip().splitlines()[-1] == (
+        f"error: {model_path}: was trained on the classes grab, drop (in label order), but config.yaml's classes "
+        "has wave, point: its detections would get the wrong names")
+    missing = drafts_command(tmp_path / "none.h5", ",".join(CLASSES))
+    assert missing.returncode == 1 and "no model here yet" in missing.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "drafts").exists() and file_hashes(labels) == before
