@@ -209,8 +209,8 @@ def main():
                                        rounds))
     needed = {name: labels_to_reach(rounds, args.target) for name, rounds in results.items()}
     for name, labels in needed.items():
-        print(f"{name}: test mAP@0.5 >= {args.target} first with {labels if labels else 'never (not within'} "
-              f"{'labels' if labels else str(results[name][-1][0]) + ' labels)'}")
+        reached = f"first with {labels} labels" if labels else f"not within {results[name][-1][0]} labels"
+        print(f"{name}: test mAP@0.5 >= {args.target} {reached}")
     if needed.get("new") and needed.get("today"):
         print(f"labels new / today: {needed['new'] / needed['today']:.2f} (target <= 0.6)")
     print(json.dumps({"needed": needed, "rounds": results, "minutes": round((time.time() - started) / 60, 1)}))
