@@ -13,7 +13,7 @@ rule select_frames:
     conda:
         "../envs/video.yaml"
     params:
-        options=cli_options(config["labelling"]),
+        options=section_options("labelling", "frames_per_video"),
     shell:
         "python -m detflow.frames_to_label select {input.manifest:q} {input.frames:q} {output.selection:q}"
         " {params.options} > {log:q} 2>&1"
