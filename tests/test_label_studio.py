@@ -38,6 +38,7 @@ from detflow.lib.cli import InputError
 from detflow.lib.data.pascal_voc import read_annotation
 from detflow.lib.labelling import label_studio as ls_format
 from helpers.media import file_hashes
+from helpers.system import listening
 from helpers.workflow import REPO
 
 SCRIPTS = REPO / "scripts" / "label_studio"
@@ -330,30 +331,6 @@ def user_folders():
     """What Label Studio would keep in the user's own folders, by default."""
     folders = [Path.home() / part / "label-studio" for part in (".config", ".local/share", ".cache")]
     return {str(folder): sorted(os.listdir(folder)) if folder.is_dir() else None for folder in folders}
-
-
-def listening(pid):
-    """host:port of every TCP socket that process ``pid`` listens on (from /proc)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:
-                address, port = fields[1].split(":")
-                if table == "tcp":
-                    host = ".".join(str(b) for b in reversed(bytes.fromhex(address)))
-                else:
-                    host = "ipv6:" + address
-                found.add(f"{host}:{int(port, 16)}")
-    return found
 
 
 @pytest.fixture(scope="module")

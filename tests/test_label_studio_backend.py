@@ -1,13 +1,16 @@
 """The ML backend that serves the model's boxes to Label Studio (detflow.label_studio_backend), with a small
 real model, asked over real HTTP on 127.0.0.1 as Label Studio 1.23 asks it (/health, /setup, /predict,
-/webhook); its refusals at start (no model, a model for other classes, a port in use), each one line.
+/webhook); its refusals at start (no model, a model for other classes, a port in use), each one line; and
+scripts/label_studio/backend.sh, which starts it in the background and stops it by its PID.
 
 With a real Label Studio server, tests/test_label_studio.py connects it to a project and opens a task.
 """
+import os
 import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,9 +20,11 @@ from detflow.lib.labelling.label_studio import local_files_url, model_version
 from detflow.lib.metrics.detection_match import compare
 from helpers.config import BATCH, CONFIG
 from helpers.label_studio import http, in_pixels, inside
+from helpers.system import listening
 from helpers.workflow import REPO
 
 THRESHOLD = CONFIG["prelabel"]["score_threshold"]  # what the drafts keep, and so the backend
+BACKEND_SH = REPO / "scripts" / "label_studio" / "backend.sh"
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +155,50 @@ def test_a_port_in_use_is_refused_before_the_model_loads(model_path):
         line = one_error_line(run_backend("--model", model_path, "--port", port))
     assert line.startswith(f"error: --port: 127.0.0.1:{port} is in use (by another program?); stop it or choose "
                            "another port")
+
+
+# ---------------------------------------------------------------- backend.sh
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def exported(stdout):
+    return dict(line[len("export "):].split("=", 1) for line in stdout.splitlines() if line.startswith("export "))
+
+
+def script(*arguments, state, root):
+    env = {**os.environ, "DETFLOW_LABEL_STUDIO_DIR": str(state), "DETFLOW_LABEL_STUDIO_ROOT": str(root),
+           "DETFLOW_PYTHON": sys.executable}
+    return subprocess.run([str(BACKEND_SH), *map(str, arguments)], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_backend_sh_starts_it_on_loopback_and_stops_it_by_its_pid(tmp_path, voc, model_path):
+    state, port = tmp_path / "state", free_port()
+    started = script("start", port, "--model", model_path, state=state, root=voc.parent)
+    try:
+        assert started.returncode == 0, started.stderr[-3000:]
+        values = exported(started.stdout)
+        pid = int(values["LABEL_STUDIO_ML_BACKEND_PID"])
+        assert values["LABEL_STUDIO_ML_BACKEND_URL"] == f"http://127.0.0.1:{port}"
+        assert (state / "backend.pid").read_text().strip() == str(pid)
+        assert listening(pid) == {f"127.0.0.1:{port}"}
+        assert http(f"http://127.0.0.1:{port}/health")[1]["model_version"] == model_version(model_path)
+        again = script("start", port, "--model", model_path, state=state, root=voc.parent)
+        assert again.returncode == 0 and again.stdout == started.stdout  # the running one, reported
+        busy = script("start", port, "--model", model_path, state=tmp_path / "other", root=voc.parent)
+        assert busy.returncode == 1 and busy.stdout == ""
+        assert busy.stderr.strip().splitlines()[-1] == (
+            f"label-studio: the ML backend did not start: --port: 127.0.0.1:{port} is in use (by another program?); "
+            "stop it or choose another port (Address already in use)")
+    finally:
+        stopped = script("stop", state=state, root=voc.parent)
+    assert stopped.returncode == 0 and f"ML backend stopped (PID {pid})" in stopped.stderr, stopped.stderr
+    assert not Path(f"/proc/{pid}").exists() and not (state / "backend.pid").exists()
+    assert "no ML backend running" in script("stop", state=state, root=voc.parent).stderr
+    assert "stopped" in (state / "backend.log").read_text().splitlines()[-1]
