@@ -12,7 +12,7 @@ from detflow.lib.cli import run
 # Subcommand: (stage module, what it does).
 COMMANDS = {
     "label": ("labelimg", "label the chosen frames in labelImg (--drafts: correct the model's drafts; accept)"),
-    "label-studio": ("label_studio", "Label Studio: tasks, push, pull, import"),
+    "label-studio": ("label_studio", "Label Studio: tasks, push, pull, import, connect"),
     "label-studio-backend": ("label_studio_backend", "Label Studio's ML backend: the model's boxes on request"),
     "predict": ("predict", "run the model on dataset images or a video"),
     "evaluate": ("evaluate", "AP, mAP and COCO metrics of the model on a dataset split"),
