@@ -170,6 +170,14 @@ def exported(stdout):
     return dict(line[len("export "):].split("=", 1) for line in stdout.splitlines() if line.startswith("export "))
 
 
+def running(pid):
+    """Whether process ``pid`` runs (one that exited and waits to be reaped does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def script(*arguments, state, root):
     env = {**os.environ, "DETFLOW_LABEL_STUDIO_DIR": str(state), "DETFLOW_LABEL_STUDIO_ROOT": str(root),
            "DETFLOW_PYTHON": sys.executable}
@@ -199,6 +207,6 @@ def test_backend_sh_starts_it_on_loopback_and_stops_it_by_its_pid(tmp_path, voc,
     finally:
         stopped = script("stop", state=state, root=voc.parent)
     assert stopped.returncode == 0 and f"ML backend stopped (PID {pid})" in stopped.stderr, stopped.stderr
-    assert not Path(f"/proc/{pid}").exists() and not (state / "backend.pid").exists()
+    assert not running(pid) and not (state / "backend.pid").exists()
     assert "no ML backend running" in script("stop", state=state, root=voc.parent).stderr
     assert "stopped" in (state / "backend.log").read_text().splitlines()[-1]

@@ -94,7 +94,7 @@ start() {
         shift
     fi
     [ -n "$port" ] || port=$(configured_port) || fail "no port given, and config.yaml gives none"
-    [[ $port =~ ^[0-9]+$ ]] || fail "port must be a number, not '$port'"
+    [[ $port =~ ^[1-9][0-9]*$ ]] || fail "port must be a number from 1, not '$port'"
 
     say "starting the ML backend on 127.0.0.1:$port (log $backend_log)"
     logged=$(stat -c %s "$backend_log" 2>/dev/null || echo 0) # what earlier runs wrote to the log
@@ -134,6 +134,12 @@ start() {
     report "$pid" "$port"
 }
 
+# Whether process $1 still runs (an exited one waiting to be reaped does not).
+running() {
+    local status
+    status=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $status != Z* ]]
+}
+
 stop() {
     local pid
     if ! pid=$(backend_pid); then
@@ -143,10 +149,10 @@ stop() {
     fi
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 30); do
-        kill -0 "$pid" 2>/dev/null || break
+        running "$pid" || break
         sleep 1
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if running "$pid"; then
         kill -KILL "$pid" 2>/dev/null || true
         say "killed $pid: still running 30s after SIGTERM"
     fi
