@@ -7,6 +7,16 @@ The slow tests install Label Studio with scripts/label_studio/setup.sh (its
 own environment, once: minutes; skipped only when PyPI cannot be reached) and
 start it with scripts/label_studio/start.sh, stopping it by its PID at the end.
 
+The ML backend (detflow.label_studio_backend, started by
+scripts/label_studio/backend.sh with the tiny model and stopped by its PID) is
+connected to a project whose tasks were pushed without predictions: a task
+retrieved as the labelling page retrieves it then holds the backend's boxes,
+which equal detflow.predict's for that frame (detflow.lib.metrics.detection_match);
+and in headless Chromium (Debian's, installed with apt-get as root, driven by
+Playwright installed in Label Studio's environment) the labelling page of
+another such task lists those boxes in its Regions panel, with a screenshot in
+test-artifacts/.
+
 "No internet" is a network namespace (``unshare -n``, as root) whose only
 interface is loopback: no route and no name resolution beyond this machine,
 checked from inside by failing to connect to pypi.org. The first start of a
@@ -19,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -37,8 +48,11 @@ from detflow.dataset import build_dataset
 from detflow.lib.cli import InputError
 from detflow.lib.data.pascal_voc import read_annotation
 from detflow.lib.labelling import label_studio as ls_format
-from helpers.config import DATASET
+from detflow.lib.metrics.detection_match import compare
+from helpers.config import BATCH, CONFIG, DATASET
+from helpers.label_studio import in_pixels, inside
 from helpers.media import file_hashes
+from helpers.system import apt_install, listening
 from helpers.workflow import REPO
 
 SCRIPTS = REPO / "scripts" / "label_studio"
@@ -50,6 +64,11 @@ FRAMES = [f"{VIDEO}_{index:06d}.jpg" for index in range(0, 12, 2)]
 # The box a person draws (percent of the image, as Label Studio stores it) and the one drawn before it.
 DRAWN = {"x": 13.37, "y": 21.5, "width": 40.2, "height": 33.3}
 FIRST_TRY = {"x": 1.0, "y": 1.0, "width": 10.0, "height": 10.0}
+THRESHOLD = CONFIG["prelabel"]["score_threshold"]  # the drafts', and so the ML backend's, lowest score
+PLAYWRIGHT = "playwright==1.65.3"
+CHROMIUM = Path("/usr/bin/chromium")
+PAGE_CHECK = REPO / "tests" / "helpers" / "label_studio_page.py"
+ARTIFACTS = REPO / "test-artifacts"
 
 
 # ---------------------------------------------------------------- fast: conversions and refusals
@@ -275,7 +294,7 @@ def project(tmp_path_factory):
     (root / "results/model").mkdir(parents=True)
     model = make_inference_model(root / "results/model/inference.h5", sorted((voc / "JPEGImages").glob("train_*.jpg")))
     return SimpleNamespace(root=root, frames=frames, images=images, selection=selection, labels=labels, model=model,
-                           classes_json=voc / "classes.json", state=root / ".label-studio")
+                           classes_json=voc / "classes.json", state=root / ".label-studio", voc=voc)
 
 
 def script_env(project):
@@ -331,30 +350,6 @@ def user_folders():
     """What Label Studio would keep in the user's own folders, by default."""
     folders = [Path.home() / part / "label-studio" for part in (".config", ".local/share", ".cache")]
     return {str(folder): sorted(os.listdir(folder)) if folder.is_dir() else None for folder in folders}
-
-
-def listening(pid):
-    """host:port of every TCP socket that process ``pid`` listens on (from /proc)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:
-                address, port = fields[1].split(":")
-                if table == "tcp":
-                    host = ".".join(str(b) for b in reversed(bytes.fromhex(address)))
-                else:
-                    host = "ipv6:" + address
-                found.add(f"{host}:{int(port, 16)}")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -559,3 +554,138 @@ def test_push_refuses_tasks_whose_images_the_server_does_not_serve(server, proje
     (tmp_path / "config.xml").write_text(ls_format.labelling_config(CLASSES))
     with pytest.raises(InputError, match="does not serve /data/local-files/\\?d=results/labelling/images/not_there.jpg"):
         label_studio.push(server.client, tmp_path / "tasks.json", tmp_path / "config.xml", project.images, "refused")
+
+
+# ---------------------------------------------------------------- slow: the ML backend, asked by the server
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def backend(server, project):
+    """The ML backend with the project's model and config.yaml's threshold, started by backend.sh (serving the
+    project's files, as the server does), stopped by its PID at the end."""
+    env = {**script_env(project), "DETFLOW_PYTHON": sys.executable,
+           "DETFLOW_LABEL_STUDIO_BACKEND_PORT": str(free_port())}
+    script = str(SCRIPTS / "backend.sh")
+    started = subprocess.run([script, "start", "--model", str(project.model)], capture_output=True, text=True,
+                             timeout=600, env=env)
+    try:
+        assert started.returncode == 0, started.stderr[-4000:]
+        values = exported(started.stdout)
+        yield SimpleNamespace(url=values["LABEL_STUDIO_ML_BACKEND_URL"], pid=int(values["LABEL_STUDIO_ML_BACKEND_PID"]),
+                              version=ls_format.model_version(project.model), log=project.state / "backend.log")
+    finally:
+        stopped = subprocess.run([script, "stop"], capture_output=True, text=True, timeout=120, env=env)
+    assert stopped.returncode == 0 and "ML backend stopped" in stopped.stderr, stopped.stderr
+    assert not (project.state / "backend.pid").exists()
+
+
+@pytest.fixture(scope="module")
+def connected(server, backend, project, tmp_path_factory):
+    """A project of its own with the tasks pushed WITHOUT predictions, and the backend connected to it twice."""
+    out = tmp_path_factory.mktemp("backend_tasks")
+    label_studio.main(["tasks", "--selections", str(project.selection), "--images-dir", str(project.images),
+                       "--annotations-dir", str(project.labels), "--document-root", str(project.root),
+                       "--classes", ",".join(CLASSES), "--config-out", str(out / "config.xml"),
+                       "--tasks-out", str(out / "tasks.json")])
+    project_id = label_studio.push(server.client, out / "tasks.json", out / "config.xml", project.images,
+                                   "ml backend")[0]
+    before = server.client.call("GET", f"/api/predictions/?project={project_id}")
+    connections = [label_studio.connect(server.client, project_id, backend.url, label_studio.BACKEND_TITLE)
+                   for _ in range(2)]
+    tasks = {ls_format.image_name(item["data"]["image"]): item["id"]
+             for item in server.client.pages(f"/api/tasks/?project={project_id}", "tasks")}
+    return SimpleNamespace(project_id=project_id, tasks=tasks, before=before, connections=connections)
+
+
+@pytest.fixture(scope="module")
+def predicted(project, tmp_path_factory):
+    """detflow.predict's detections of each frame (the validation image it was copied from) at the drafts'
+    threshold: {frame: {"width", "height", "detections", ...}}."""
+    from detflow.lib.inference.detector import load_detector
+    from detflow.predict import predict_split
+
+    out = tmp_path_factory.mktemp("predict")
+    detector = load_detector(project.model, score_threshold=THRESHOLD)
+    content = predict_split(detector, project.voc, "val", out / "images", out / "val.csv", out / "val.json",
+                            batch_size=BATCH)
+    images = {item["image"]: item for item in content["images"]}
+    return {frame: images[f"val_{index:03d}"] for index, frame in enumerate(FRAMES)}
+
+
+def predictions(server, project_id):
+    """{task id: [prediction, ...]} of a project, as Label Studio holds them."""
+    found = {}
+    for item in server.client.call("GET", f"/api/predictions/?project={project_id}"):
+        found.setdefault(item["task"], []).append(item)
+    return found
+
+
+@pytest.mark.slow
+def test_a_task_retrieved_gets_the_ml_backends_boxes_which_are_predicts(connected, backend, server, predicted):
+    (backend_id, created), again = connected.connections
+    assert created and again == (backend_id, False)  # the second connect reuses the first connection
+    [connection] = server.client.call("GET", f"/api/ml?project={connected.project_id}")
+    assert (connection["state"], connection["url"], connection["model_version"]) == ("CO", backend.url,
+                                                                                    backend.version)
+    settings = server.client.call("GET", f"/api/projects/{connected.project_id}/")
+    assert settings["show_collab_predictions"] and settings["model_version"] == label_studio.BACKEND_TITLE
+    assert connected.before == []  # pushed without predictions: none imported
+    frame = next(frame for frame in sorted(connected.tasks) if predicted[frame]["detections"])
+    task = server.client.call("GET", f"/api/tasks/{connected.tasks[frame]}/")  # as the labelling page asks
+    [prediction] = task["predictions"]
+    assert prediction["model_version"] == backend.version
+    reference = predicted[frame]
+    expected = inside(reference["detections"], reference["width"], reference["height"])
+    differences = compare([expected], [in_pixels(prediction)], THRESHOLD)
+    assert differences.within_tolerance and differences.matched == len(expected) > 0, str(differences)
+    assert list(predictions(server, connected.project_id)) == [connected.tasks[frame]]  # asked for this task only
+    assert (f"predict: 1 task of project {connected.project_id}: {len(expected)} boxes on 1, 0 without any"
+            in backend.log.read_text())
+
+
+@pytest.fixture(scope="module")
+def browser(installed):
+    """The Python of Label Studio's environment with Playwright (pip), and Debian's Chromium (apt-get)."""
+    if not CHROMIUM.exists():
+        reason = apt_install(["chromium"])
+        if reason:
+            pytest.skip(reason)
+    python = installed / "bin" / "python"
+    if subprocess.run([str(python), "-c", "import playwright"], capture_output=True).returncode != 0:
+        done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", PLAYWRIGHT], capture_output=True,
+                              text=True, timeout=1800)
+        if done.returncode != 0:
+            pytest.skip(f"pip cannot install {PLAYWRIGHT} into {installed}: {done.stderr.strip()[-300:]}")
+    return python
+
+
+@pytest.mark.slow
+def test_the_labelling_page_lists_the_ml_backends_boxes(connected, backend, server, project, predicted, browser):
+    asked = predictions(server, connected.project_id)
+    frame = next(frame for frame, task in sorted(connected.tasks.items())
+                 if task not in asked and predicted[frame]["detections"])
+    task = connected.tasks[frame]
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "label_studio_ml_backend.png"
+    screenshot.unlink(missing_ok=True)
+    done = subprocess.run([str(browser), str(PAGE_CHECK), server.url, str(project.state / "credentials.env"),
+                           str(connected.project_id), str(task), str(screenshot)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    shown = json.loads(done.stdout.strip().splitlines()[-1])["regions"]
+    [prediction] = predictions(server, connected.project_id)[task]  # made when the page opened the task
+    assert prediction["model_version"] == backend.version
+    boxes = sorted((item["value"]["rectanglelabels"][0], item["score"]) for item in prediction["result"])
+    assert len(boxes) == len(inside(predicted[frame]["detections"], predicted[frame]["width"],
+                                    predicted[frame]["height"]))
+    shown = sorted((name, float(score)) for name, score in shown)  # the panel shows scores to 2 decimals
+    assert [name for name, _ in shown] == [name for name, _ in boxes]
+    assert all(abs(score - round(expected, 2)) < 1e-9 for (_, score), (_, expected) in zip(shown, boxes)), \
+        (shown, boxes)

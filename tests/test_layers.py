@@ -30,7 +30,7 @@ def test_the_layers_are_where_their_folders_say():
     stages = {name.removeprefix("detflow.") for name in stage_modules()}
     assert {"frames", "frames_to_label", "labelimg", "dataset", "splits", "training_inputs", "train",
             "best_snapshot", "convert", "export", "predict", "evaluate", "report", "drafts", "next_frames", "label_studio",
-            "demo", "demo_labeller", "live", "weights"} == stages
+            "label_studio_backend", "demo", "demo_labeller", "live", "weights"} == stages
     assert {"detflow.lib.cli", "detflow.lib.inference.detector", "detflow.lib.model.card", "detflow.lib.data.voc_tree",
             "detflow.lib.files", "detflow.lib.data.videos"} <= set(library_modules())
     assert {library_package(module) for module in library_modules()} == set(LIBRARY_LAYERS)

@@ -1,5 +1,6 @@
-# Shared by start.sh and stop.sh: where the server's state lives, and how to
-# tell that a recorded PID is still the server start.sh launched.
+# Shared by start.sh, stop.sh and backend.sh: where the servers' state lives,
+# how to tell that a recorded PID is still the server start.sh launched, and
+# what a process listens on.
 project=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 venv=${DETFLOW_LABEL_STUDIO_VENV:-$project/.venv-label-studio}
 state=${DETFLOW_LABEL_STUDIO_DIR:-$project/.label-studio}
@@ -31,4 +32,34 @@ owned_pid() {
     *"$venv/bin/label-studio start "*"--port $port "*) echo "$pid" ;;
     *) return 1 ;;
     esac
+}
+
+# Addresses (host:port) on which process $1 listens for TCP connections,
+# read from /proc: its socket inodes matched against the kernel's tables.
+# Run by the caller's $python.
+listening() {
+    "$python" - "$1" <<'PY'
+import os, socket, struct, sys
+pid = sys.argv[1]
+inodes = set()
+for fd in os.listdir(f"/proc/{pid}/fd"):
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        continue
+    if target.startswith("socket:["):
+        inodes.add(target[8:-1])
+for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+    try:
+        lines = open(f"/proc/{pid}/net/{table}").read().splitlines()[1:]
+    except OSError:
+        continue
+    for line in lines:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+            address, port = fields[1].split(":")
+            raw = bytes.fromhex(address)
+            raw = b"".join(struct.pack("<I", word) for word in struct.unpack(f">{len(raw) // 4}I", raw))
+            print(f"{socket.inet_ntop(family, raw)}:{int(port, 16)}")
+PY
 }

@@ -24,6 +24,12 @@
 #   Local Storage entry for them (LOCAL_FILES_SERVING_ENABLED, document root
 #   $DETFLOW_LABEL_STUDIO_ROOT, default the project folder): the tasks made by
 #   `python -m detflow.label_studio tasks` point there.
+# - It may call an ML backend on 127.0.0.1 (scripts/label_studio/backend.sh
+#   serves the model's boxes there), and nothing else it would refuse by
+#   default: Label Studio 1.23 refuses URLs in reserved networks for ML
+#   backends and their webhooks (SSRF protection). Its own list of them
+#   (core/utils/io.py, validate_ip) less 127.0.0.0/8 replaces the default
+#   (USE_DEFAULT_BANNED_SUBNETS off, USER_ADDITIONAL_BANNED_SUBNETS).
 # - The first start creates the database (about a minute); later ones are
 #   quicker. It waits up to $DETFLOW_LABEL_STUDIO_WAIT seconds (default 300).
 #
@@ -34,6 +40,13 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 root=${DETFLOW_LABEL_STUDIO_ROOT:-$project}
+# Label Studio 1.23.2's reserved networks (core/utils/io.py) but loopback: see above.
+banned_subnets=0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,169.254.0.0/16,172.16.0.0/12,192.0.0.0/24
+banned_subnets+=,192.0.2.0/24,192.88.99.0/24,192.168.0.0/16,198.18.0.0/15,198.51.100.0/24,203.0.113.0/24
+banned_subnets+=,224.0.0.0/4,233.252.0.0/24,240.0.0.0/4,255.255.255.255/32
+banned_subnets+=,::/128,::1/128,::ffff:0:0/96,::ffff:0:0:0/96,64:ff9b::/96,64:ff9b:1::/48
+banned_subnets+=,100::/64,2001:0000::/32,2001:20::/28,2001:db8::/32,2002::/16,fc00::/7
+banned_subnets+=,fe80::/10,ff00::/8
 wait_s=${DETFLOW_LABEL_STUDIO_WAIT:-300}
 python=$venv/bin/python
 [ -x "$venv/bin/label-studio" ] || fail "not installed in $venv: run scripts/label_studio/setup.sh first"
@@ -48,35 +61,6 @@ report() {
     echo "export LABEL_STUDIO_URL=http://127.0.0.1:$port"
     echo "export LABEL_STUDIO_API_KEY=$token"
     echo "export LABEL_STUDIO_PID=$pid"
-}
-
-# Addresses (host:port) on which process $1 listens for TCP connections,
-# read from /proc: its socket inodes matched against the kernel's tables.
-listening() {
-    "$python" - "$1" <<'PY'
-import os, socket, struct, sys
-pid = sys.argv[1]
-inodes = set()
-for fd in os.listdir(f"/proc/{pid}/fd"):
-    try:
-        target = os.readlink(f"/proc/{pid}/fd/{fd}")
-    except OSError:
-        continue
-    if target.startswith("socket:["):
-        inodes.add(target[8:-1])
-for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
-    try:
-        lines = open(f"/proc/{pid}/net/{table}").read().splitlines()[1:]
-    except OSError:
-        continue
-    for line in lines:
-        fields = line.split()
-        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-            address, port = fields[1].split(":")
-            raw = bytes.fromhex(address)
-            raw = b"".join(struct.pack("<I", word) for word in struct.unpack(f">{len(raw) // 4}I", raw))
-            print(f"{socket.inet_ntop(family, raw)}:{int(port, 16)}")
-PY
 }
 
 answers() {
@@ -152,6 +136,7 @@ say "starting Label Studio on 127.0.0.1:$port (state in $state, serving files un
     export LABEL_STUDIO_LATEST_VERSION_CHECK=false LABEL_STUDIO_COLLECT_ANALYTICS=false
     export LABEL_STUDIO_SENTRY_DSN= LABEL_STUDIO_FRONTEND_SENTRY_DSN=
     export LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=$root
+    export LABEL_STUDIO_USE_DEFAULT_BANNED_SUBNETS=false LABEL_STUDIO_USER_ADDITIONAL_BANNED_SUBNETS=$banned_subnets
     cd "$state"
     # Its own session: stop.sh ends the server with everything it started.
     exec setsid "$venv/bin/label-studio" start --no-browser --internal-host 127.0.0.1 --port "$port" \

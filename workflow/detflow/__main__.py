@@ -12,7 +12,8 @@ from detflow.lib.cli import run
 # Subcommand: (stage module, what it does).
 COMMANDS = {
     "label": ("labelimg", "label the chosen frames in labelImg (--drafts: correct the model's drafts; accept)"),
-    "label-studio": ("label_studio", "Label Studio: tasks, push, pull, import"),
+    "label-studio": ("label_studio", "Label Studio: tasks, push, pull, import, connect"),
+    "label-studio-backend": ("label_studio_backend", "Label Studio's ML backend: the model's boxes on request"),
     "predict": ("predict", "run the model on videos, images, folders, globs and streams (or a dataset split)"),
     "evaluate": ("evaluate", "AP, mAP and COCO metrics of the model on a dataset split"),
     "live": ("live", "the model on a camera, video file or stream, with gesture events"),

@@ -33,7 +33,11 @@ To Label Studio and back (``push``, ``pull``): the REST API, with the URL and
 token that scripts/label_studio/start.sh prints. ``push`` creates the project
 (or finds it by title), its Local Storage entry, and imports the tasks whose
 image it does not hold yet, so it can be rerun after the next labelling round.
-``pull`` saves the project's JSON export.
+``pull`` saves the project's JSON export. ``connect`` connects the ML backend (``detflow
+label-studio-backend``) to the project (``POST /api/ml``; an existing connection with the same URL is
+reused) and makes the project show its predictions (``show_collab_predictions``, and ``model_version``
+naming the backend, which "Label All Tasks" follows): from then on, opening a task that holds no
+prediction makes Label Studio ask the backend for the model's boxes.
 
 From Label Studio (``import``), Label Studio's "JSON" export format (a list of
 tasks with ``annotations[].result[]``):
@@ -87,6 +91,8 @@ UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")  # what Label Studio puts befo
 SLACK_PX = 0.5  # how far (in pixels) a box may reach past the image edge and still be taken as touching it
 EXPORT_FILE = "results/label_studio/export.json"  # under results/, which git ignores
 DEFAULT_TITLE = "detflow"
+BACKEND_TITLE = "detflow model"  # the ML backend's name in the project
+CONNECTED = "CO"  # Label Studio's state of an ML backend that answered its /health and /setup
 
 
 # ---------------------------------------------------------------- to Label Studio
@@ -433,6 +439,33 @@ def push(client, tasks_file, config_file, images_dir, title):
     return project, len(new), len(tasks) - len(new)
 
 
+def connect(client, project, backend_url, title):
+    """Connect the ML backend at ``backend_url`` to ``project`` (an existing connection with that URL is reused)
+    and make it the source of the predictions a person sees on opening a task. Returns (backend id, created)."""
+    backends = client.call("GET", f"/api/ml?project={project}")
+    same = [item for item in backends if str(item.get("url", "")).rstrip("/") == backend_url.rstrip("/")]
+    created = not same
+    if created:  # Label Studio asks the backend's /health and /setup before it accepts the URL
+        backend = client.call("POST", "/api/ml", {"url": backend_url, "project": project, "title": title,
+                                                  "is_interactive": False})
+    else:
+        backend = same[0]
+    others = [f"{item['id']} ({item.get('url')})" for item in backends if item not in same]
+    if others:  # Label Studio asks only the project's first ML backend
+        log.warning("project %d has other ML backends too: %s; remove them in the project's settings (Model) "
+                    "if this one is not asked", project, ", ".join(others))
+    backend = client.call("GET", f"/api/ml/{backend['id']}")  # asks the backend again: its state now
+    if backend.get("state") != CONNECTED:
+        raise InputError(backend_url, f"Label Studio cannot use this ML backend (state {backend.get('readable_state')}"
+                                      f"{': ' + backend['error_message'] if backend.get('error_message') else ''}); "
+                                      "is it running? (scripts/label_studio/backend.sh start)")
+    # Opening a task without predictions asks the backend when the project shows predictions; the project's
+    # model version naming the backend's title makes "Label All Tasks" ask it too.
+    client.call("PATCH", f"/api/projects/{project}/", {"show_collab_predictions": True,
+                                                       "model_version": backend["title"]})
+    return backend["id"], created
+
+
 def pull(client, project, out):
     """Save the project's JSON export (its annotated tasks) at ``out``; return the number of tasks."""
     data = client.call("GET", f"/api/projects/{project}/export?exportType=JSON", raw=True)
@@ -517,6 +550,16 @@ def _server_parsers(commands):
     pushes.add_argument("--title", default=DEFAULT_TITLE, help="project title (an existing one is reused)")
     _add_server(pushes)
 
+    connects = commands.add_parser("connect", help="connect the ML backend (detflow label-studio-backend) to "
+                                                   "the project: opening a task asks it for the model's boxes")
+    connects.add_argument("backend_url", nargs="?", default=os.environ.get("LABEL_STUDIO_ML_BACKEND_URL"),
+                          help="the backend's URL (default: $LABEL_STUDIO_ML_BACKEND_URL, as "
+                               "scripts/label_studio/backend.sh prints it)")
+    connects.add_argument("--title", default=DEFAULT_TITLE, help="project title")
+    connects.add_argument("--project", type=int, help="project id (instead of the title)")
+    connects.add_argument("--backend-title", default=BACKEND_TITLE, help="the backend's name in the project")
+    _add_server(connects)
+
     pulls = commands.add_parser("pull", help="save a project's JSON export")
     pulls.add_argument("out", nargs="?", default=EXPORT_FILE, help=f"where to save the export (default: {EXPORT_FILE})")
     pulls.add_argument("--title", default=DEFAULT_TITLE, help="project title")
@@ -552,6 +595,14 @@ def main(argv=None):
         project = args.project or client.project(args.title)
         if project is None:
             raise InputError(client.url, f"no project called {args.title!r}")
+        if args.command == "connect":
+            if not args.backend_url:
+                raise InputError("backend_url", "give the ML backend's URL (or set LABEL_STUDIO_ML_BACKEND_URL, as "
+                                                "scripts/label_studio/backend.sh prints it)")
+            backend, created = connect(client, project, args.backend_url, args.backend_title)
+            print(f"ML backend {backend} ({args.backend_url}) {'connected to' if created else 'was connected to'} "
+                  f"project {project}: opening a task without predictions asks it for the model's boxes")
+            return
         count = pull(client, project, args.out)
         print(f"{count} annotated or skipped tasks of project {project} saved in {args.out}")
 
