@@ -12,7 +12,7 @@ import pytest
 
 from detflow.frames import extract_frames
 from detflow.lib.cli import InputError, options_of
-from detflow.lib.data.videos import MAX_ID_BYTES, video_id
+from detflow.lib.data.videos import MAX_ID_BYTES, frame_id, video_id
 from helpers.media import EVERY_FRAME, file_hashes, truncated_copy
 from helpers.system import apt_install
 from helpers.workflow import WorkflowCopy
@@ -137,7 +137,7 @@ def test_long_name_is_shortened_with_a_hash_and_kept_in_the_manifest(tmp_path, f
     (tmp_path / "labels").mkdir()
     workflow.set_config(videos={"dir": str(tmp_path / "videos")}, annotations={"dir": str(tmp_path / "labels")})
     name_id = video_id(video)
-    assert len(name_id.encode()) <= MAX_ID_BYTES and name_id == video_id(f"{name_id}_000000.jpg")[:-7]
+    assert len(name_id.encode()) <= MAX_ID_BYTES and name_id == frame_id(f"{name_id}_000000.jpg")[:-7]
     result = workflow.snakemake(f"results/frames/{name_id}.csv", check=False)
     assert result.returncode == 0, result.stdout[-3000:]
     frames = sorted(frame.name for frame in (workflow.root / "results/frames" / name_id).glob("*.jpg"))
