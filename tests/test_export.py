@@ -273,6 +273,17 @@ def test_a_truncated_file_is_named_as_damaged(exported, tmp_path, runtime):
     assert refusal.value.reason.endswith("); export again (python -m detflow.export)")
 
 
+@pytest.mark.parametrize("name, runtime, said", [
+    ("model.onnx", "tflite", "is an ONNX model, which the tflite runtime (tensorflow) cannot run: run it with "
+                             "--runtime onnx"),
+    ("saved_model", "onnx", "is a TensorFlow SavedModel, which the onnx runtime (onnxruntime) cannot run: run it "
+                            "with --runtime tf")])
+def test_a_file_of_another_runtime_says_which_runtime_runs_it(exported, name, runtime, said):
+    with pytest.raises(InputError) as refusal:
+        runtimes.load_exported(exported / name, runtime)
+    assert refusal.value.where == str(exported / name) and refusal.value.reason == said
+
+
 def test_a_quantised_tflite_model_asked_for_on_onnxruntime_says_which_runtime_runs_it(exported, tmp_path):
     import tensorflow as tf
 

@@ -40,7 +40,7 @@ RUNTIMES = ("keras", "tf", "onnx", "tflite")
 # Export format (the export stage's name) -> the runtime that runs it, and its file in the export folder.
 FORMATS = {"savedmodel": "tf", "onnx": "onnx", "tflite": "tflite"}
 FILES = {"tf": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
-FORMAT_NAMES = {"tf": "TensorFlow SavedModel", "onnx": "ONNX", "tflite": "TFLite"}
+FORMAT_NAMES = {"tf": "a TensorFlow SavedModel", "onnx": "an ONNX model", "tflite": "a TFLite model"}
 # The standalone graph's interface: {name: dtype}.
 INTERFACE = ({INPUT: "uint8"}, {"boxes": "float32", "scores": "float32", "labels": "int32"})
 # What a runtime needs installed, as requirements.txt pins it.
@@ -135,7 +135,7 @@ def _check_format(path, runtime):
         except Exception:  # a damaged file: its format is all that matters here
             pass
     note = f", quantised ({', '.join(quantised)})" if quantised else ""
-    raise InputError(path, f"is a {FORMAT_NAMES[found]} model{note}, which the {runtime} runtime ({PACKAGES[runtime]}) "
+    raise InputError(path, f"is {FORMAT_NAMES[found]}{note}, which the {runtime} runtime ({PACKAGES[runtime]}) "
                            f"cannot run: run it with --runtime {found}")
 
 
