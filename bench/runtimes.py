@@ -2,9 +2,12 @@
 Detector, and its exports on TensorFlow's SavedModel, onnxruntime and TFLite), at batch 1 (live
 use) and at the predict stage's batch size, with the largest differences between their detections.
 
-Each contender runs the predict stage's pipeline (``detect_stream``: keras-retinanet's
-preprocessing in a background thread, then the model) over the video's frames,
-decoded into memory once so that decoding is not measured. The contenders take
+Each contender runs the predict stage's pipeline (``detect_stream``) over the video's frames,
+decoded into memory once so that decoding is not measured. Preprocessing (resize and the
+backbone's normalisation) is part of every contender's measured time: the exports do it
+inside their own graph, together with the non-maximum suppression, and take one frame at a
+time (a batch's frames go through one by one); the Keras model gets keras-retinanet's
+preprocessing from the pipeline's background thread, within the same timed run. The contenders take
 turns, ``--repeats`` times after one warm-up run each; the figures are medians of
 wall time (frames/s) and of the process's CPU time (CPU ms per frame, which a
 shared machine disturbs less), and ratios against the Keras model at the same

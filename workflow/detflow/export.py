@@ -1,15 +1,17 @@
-"""Export stage: the inference model as a TensorFlow SavedModel, ONNX and TFLite, for use outside
-the workflow and outside TensorFlow, next to its description (``model.json``).
+"""Export stage: the inference model as a TensorFlow SavedModel, ONNX and TFLite that stand alone: a
+BGR image of any size in, the model's final detections out, each file describing itself.
 
-keras-retinanet's inference model ends in ``FilterDetections``, which ONNX and
-TFLite converters stumble on; every format therefore carries the network up to
-the decoded, clipped boxes and the class scores of every anchor (the
-``clipped_boxes`` and ``classification`` layers), and the runtimes filter them
-in one place (:mod:`detflow.lib.model.runtimes`, :mod:`detflow.lib.model.detection_filter`),
-with the model's own settings from its description. The SavedModel is written
-with TensorFlow, ONNX with tf2onnx, TFLite with TensorFlow's TFLiteConverter
-(from that SavedModel). Image sizes stay free: one model serves any frame size
-and batch. Each output is written beside its place and renamed into it.
+Every format is the standalone graph (:mod:`detflow.lib.model.standalone_graph`):
+keras-retinanet's resize and the backbone's preprocessing, the network, and its
+last layer's per-class non-maximum suppression with the model's own settings,
+in operators each format has built in, so that a plain onnxruntime (or TFLite,
+or TensorFlow) script runs it without detflow or keras-retinanet. Each file
+carries the model's description (backbone, classes, image sizes, detection
+settings, training, and the fingerprint of the ``.h5`` it comes from:
+:mod:`detflow.lib.model.export_description`), and ``model.json`` beside them
+holds the same for people. The SavedModel is written with TensorFlow, ONNX with
+tf2onnx, TFLite with TensorFlow's TFLiteConverter (from that SavedModel). Each
+output is written beside its place and renamed into it.
 
 Bad input: a model without its description or disagreeing with it, an unknown
 format, or a format whose converter is not installed, is refused in one line.
@@ -21,30 +23,20 @@ import tempfile
 from pathlib import Path
 
 import tensorflow as tf
-import tf_keras
 
 from detflow.lib.cli import InputError, fill_from_config, prog, run
 from detflow.lib.config import project_config
 from detflow.lib.files import partial_path, write_atomically
 from detflow.lib.inference.detector import load_inference_model
-from detflow.lib.model.card import read_card, write_json
+from detflow.lib.model import export_description
+from detflow.lib.model.card import read_card
 from detflow.lib.model.device import setup_device
-from detflow.lib.model.runtimes import CARD_FILE, FILES, FORMATS, INPUT, OUTPUTS
+from detflow.lib.model.runtimes import FILES, FORMATS
+from detflow.lib.model.standalone_graph import standalone_module
 
 log = logging.getLogger(__name__)
 
 CONVERTERS = {"onnx": "tf2onnx"}  # formats whose converter is a package of its own
-
-
-def network(model):
-    """A tf.Module serving the inference model up to its raw outputs: ``image`` -> ``boxes``, ``scores``."""
-    raw = tf_keras.Model(model.inputs, [model.get_layer("clipped_boxes").output,
-                                        model.get_layer("classification").output])
-    module = tf.Module()
-    module.network = raw  # tracked, so that the SavedModel holds its weights
-    module.serve = tf.function(lambda image: dict(zip(OUTPUTS, raw(image, training=False))),
-                               input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32, name=INPUT)])
-    return module
 
 
 def _replace_folder(partial, folder):
@@ -60,15 +52,18 @@ def save_savedmodel(module, folder):
     _replace_folder(partial, folder)
 
 
-def save_tflite(saved_model, path):
+def save_tflite(saved_model, path, description):
+    """TFLite of the SavedModel's serving signature, in TFLite's builtin operators only (the converter
+    refuses anything else: no TensorFlow "select" operators), with the description as its metadata."""
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    write_atomically(path, converter.convert())
+    write_atomically(path, export_description.add_to_tflite(converter.convert(), description))
 
 
-def save_onnx(module, path, opset):
+def save_onnx(module, path, opset, description):
     import tf2onnx
 
     proto, _ = tf2onnx.convert.from_function(module.serve, input_signature=module.serve.input_signature, opset=opset)
+    export_description.add_to_onnx(proto, description)
     write_atomically(path, proto.SerializeToString())
 
 
@@ -93,7 +88,9 @@ def export(model_path, out_dir, formats, *, opset, threads=None):
     check_converters(formats)
     card = read_card(model_path)
     setup_device(threads)
-    module = network(load_inference_model(model_path, card))
+    module, card = standalone_module(load_inference_model(model_path, card), card, model_path)
+    description = export_description.describe(card, export_description.fingerprint(model_path))
+    export_description.add_to_module(module, description)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -106,11 +103,11 @@ def export(model_path, out_dir, formats, *, opset, threads=None):
                 written["savedmodel"] = saved_model
         if "tflite" in formats:
             written["tflite"] = out_dir / FILES["tflite"]
-            save_tflite(saved_model, written["tflite"])
+            save_tflite(saved_model, written["tflite"], description)
     if "onnx" in formats:
         written["onnx"] = out_dir / FILES["onnx"]
-        save_onnx(module, written["onnx"], opset)
-    write_json(out_dir / CARD_FILE, card)
+        save_onnx(module, written["onnx"], opset, description)
+    export_description.write_json(out_dir / export_description.CARD_FILE, description)
     for name, path in written.items():
         log.info("%s: %s (run it with --runtime %s)", name, path, FORMATS[name])
     return written

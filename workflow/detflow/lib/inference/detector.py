@@ -12,8 +12,10 @@ in a background thread while the model runs, and images of the same size go
 through the model in batches by one compiled function.
 
 The same Detector runs the model exported for another runtime (``--runtime
-tf|onnx|tflite``, :mod:`detflow.lib.model.runtimes`), whose detections agree with the
-Keras model's as :mod:`detflow.lib.metrics.detection_match` defines it.
+tf|onnx|tflite``, :mod:`detflow.lib.model.runtimes`). An export resizes and
+preprocesses the image inside its own graph and returns boxes in the image's
+pixels, so the Detector hands it the image as it is; its detections agree with
+the Keras model's as :mod:`detflow.lib.metrics.detection_match` defines it.
 """
 import logging
 import warnings
@@ -127,7 +129,8 @@ def _keras_detections(model):
     # One traced graph per input shape, called without predict_on_batch's per-call overhead.
     predict = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
 
-    def detections(batch, score_threshold):
+    def detections(inputs, score_threshold):
+        batch = np.stack(inputs)
         boxes, scores, labels = (output.numpy() for output in predict(tf.constant(batch))[:3])
         results = []
         for index in range(len(batch)):
@@ -160,8 +163,8 @@ def frame_reader(model, card, levels=("P4", "P5")):
 
 
 class Detector:
-    """A model with keras-retinanet's preprocessing, for batches of BGR images: the Keras inference
-    model, or an ExportedModel on its own runtime."""
+    """A model for batches of BGR images: the Keras inference model with keras-retinanet's preprocessing,
+    or an ExportedModel on its own runtime, which preprocesses them itself."""
 
     def __init__(self, model, card, *, score_threshold):
         self.card = card
@@ -173,13 +176,16 @@ class Detector:
         self._detections = model.detections if isinstance(model, ExportedModel) else _keras_detections(model)
 
     def prepare(self, image):
-        """keras-retinanet's preprocessing of a BGR image: (network input, scale)."""
+        """(network input, scale) of a BGR image: keras-retinanet's preprocessing for the Keras model; the image
+        itself for an export, whose graph resizes and preprocesses it and returns boxes in its pixels."""
+        if self.runtime != "keras":
+            return image, 1.0
         return resize_image(self.preprocess_image(image), min_side=self.image_min_side, max_side=self.image_max_side)
 
     def detect(self, inputs, scales):
         """Detections (score >= threshold, best first) of prepared inputs of one shape, one list per input."""
         results = []
-        for (boxes, scores, labels), scale in zip(self._detections(np.stack(inputs), self.score_threshold), scales):
+        for (boxes, scores, labels), scale in zip(self._detections(inputs, self.score_threshold), scales):
             results.append([Detection(int(label), self.names[int(label)], float(score),
                                       tuple(float(value) for value in box / scale))
                             for box, score, label in zip(boxes, scores, labels)])

@@ -9,7 +9,8 @@ that uses a model (predict, evaluate, prelabel, Label Studio drafts, anything
 later) reads these from the model, never from config a second time; options
 that describe the model are only checked against it. Reading needs only
 h5py, not TensorFlow. The exported formats (SavedModel, ONNX, TFLite) carry
-the same description beside them as ``model.json``.
+it too, inside their files and beside them as ``model.json``
+(:mod:`detflow.lib.model.export_description`).
 """
 import json
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,6 @@ from pathlib import Path
 import h5py
 
 from detflow.lib.cli import InputError
-from detflow.lib.files import write_atomically
 
 ATTRIBUTE = "detflow_model"
 VERSION = 1
@@ -88,20 +88,6 @@ def _parse(path, text):
         return ModelCard.from_dict(json.loads(text))
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(path, f"its description cannot be read ({error})") from None
-
-
-def write_json(path, card):
-    """Write ``card`` as a JSON file (the description beside an exported model)."""
-    write_atomically(path, json.dumps(card.as_dict(), indent=1, ensure_ascii=False) + "\n")
-
-
-def read_json(path, model_path):
-    """The description of the exported model at ``model_path`` from the JSON file ``path``."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(model_path, f"has no description beside it ({path.name} is missing: the export stage "
-                                     "writes it with the model; export again with python -m detflow.export)")
-    return _parse(path, path.read_text())
 
 
 def check_options(card, model_path, options):
