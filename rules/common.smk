@@ -283,6 +283,7 @@ def report_pieces():
 EXPORT_OUTPUTS = {
     "savedmodel": directory("results/export/saved_model"),
     "onnx": "results/export/model.onnx",
+    "onnx_int8": "results/export/model.int8.onnx",
     "tflite": "results/export/model.tflite",
 }
 

@@ -5,6 +5,7 @@
 rule export:
     input:
         model="results/model/inference.h5",
+        calibration="results/voc/ImageSets/Main/train.txt",
         code=stage_code("export"),
     output:
         export_outputs(),
@@ -16,4 +17,5 @@ rule export:
     params:
         options=section_options("export", "formats", "opset"),
     shell:
-        "python -m detflow.export {input.model:q} results/export {params.options} --threads {threads} > {log:q} 2>&1"
+        "python -m detflow.export {input.model:q} results/export {params.options} --calibration-voc results/voc"
+        " --threads {threads} > {log:q} 2>&1"

@@ -91,6 +91,27 @@ def test_each_runtime_finds_the_keras_models_detections(exported, keras_detectio
         assert differences.matched >= sum(map(len, reference)) - differences.near_threshold > 10 * len(reference)
 
 
+def test_the_int8_onnx_model_is_calibrated_on_training_images_and_finds_the_same_objects(
+        model_path, voc, keras_detections, images, tmp_path):
+    """Its convolutions in int8 (onnxruntime's static quantisation, calibrated on the train split): the same
+    description as the float model, and, on this untrained model's many weak boxes, the same strong ones."""
+    written = export.export(model_path, tmp_path, ["onnx_int8"], opset=17, calibration_voc=voc)
+    assert set(written) == {"onnx_int8"} and not (tmp_path / "model.onnx").exists()
+    quantized = runtimes.load_exported(written["onnx_int8"], "onnx", threads=2)
+    import onnx
+
+    operators = {node.op_type for node in onnx.load(str(written["onnx_int8"])).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= operators
+    meta = {item.key: item.value for item in onnx.load(str(written["onnx_int8"])).metadata_props}
+    assert meta["quantization"].startswith("int8 convolutions, calibrated on ") and "detflow_model" in meta
+    strong = 0.5
+    found = detections(inference.Detector(quantized, quantized.card, score_threshold=strong), images[::3], 1)
+    reference = [[item for item in image if item.score >= strong] for image in keras_detections]
+    assert sum(map(len, found)) == pytest.approx(sum(map(len, reference)), rel=0.2)
+    with pytest.raises(InputError, match="needs --calibration-voc"):
+        export.export(model_path, tmp_path / "again", ["onnx_int8"], opset=17)
+
+
 @pytest.mark.parametrize("runtime", ["onnx", "tflite"])
 def test_live_detects_frame_by_frame_as_the_keras_model(exported, keras_detections, images, runtime):
     """live's own calls on each frame (Detector.prepare, then detect of that one frame) on an export."""
@@ -354,4 +375,5 @@ def test_the_export_target_writes_the_configured_formats(workflow_copy):
     outputs = next(line for line in job.splitlines() if line.strip().startswith("output:"))
     assert sorted(outputs.split(":", 1)[1].replace(",", " ").split()) == [
         "results/export/model.json", "results/export/model.onnx", "results/export/model.tflite"]
-    assert "python -m detflow.export results/model/inference.h5 results/export --formats onnx,tflite --opset 17" in job
+    assert ("python -m detflow.export results/model/inference.h5 results/export --formats onnx,tflite --opset 17"
+            " --calibration-voc results/voc") in job

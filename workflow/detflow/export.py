@@ -31,12 +31,13 @@ from detflow.lib.inference.detector import load_inference_model
 from detflow.lib.model import export_description
 from detflow.lib.model.card import read_card
 from detflow.lib.model.device import setup_device
-from detflow.lib.model.runtimes import FILES, FORMATS
+from detflow.lib.model.runtimes import FILES, FORMAT_FILES, FORMATS
 from detflow.lib.model.standalone_graph import standalone_module
 
 log = logging.getLogger(__name__)
 
-CONVERTERS = {"onnx": "tf2onnx"}  # formats whose converter is a package of its own
+CONVERTERS = {"onnx": "tf2onnx", "onnx_int8": "tf2onnx"}  # formats whose converter is a package of its own
+CALIBRATION_IMAGES = 64  # training images, spread over the split, that set the int8 model's activation ranges
 
 
 def _replace_folder(partial, folder):
@@ -67,6 +68,47 @@ def save_onnx(module, path, opset, description):
     write_atomically(path, proto.SerializeToString())
 
 
+def quantize_onnx(float_path, path, calibration):
+    """The ONNX model at ``float_path`` with its convolutions in int8 (onnxruntime's static quantisation:
+    weights per output channel, activations per tensor, their ranges from the ``calibration`` images, BGR
+    arrays as the model takes them), written to ``path`` with the float model's metadata."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Images(CalibrationDataReader):
+        def __init__(self):
+            self.images = iter(calibration)
+
+        def get_next(self):
+            image = next(self.images, None)
+            return None if image is None else {"image": image[None]}
+
+    with tempfile.TemporaryDirectory() as scratch:
+        quantized = Path(scratch) / "int8.onnx"
+        quantize_static(str(float_path), str(quantized), Images(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])
+        proto = onnx.load(str(quantized))
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(onnx.load(str(float_path), load_external_data=False).metadata_props)
+    proto.metadata_props.add(key="quantization", value=f"int8 convolutions, calibrated on {len(calibration)} "
+                                                       "training images")
+    write_atomically(path, proto.SerializeToString())
+
+
+def calibration_images(voc_dir, count=CALIBRATION_IMAGES):
+    """Up to ``count`` images of the dataset's train split, spread over it, as BGR arrays."""
+    import cv2
+
+    from detflow.lib.data.voc_tree import VocTree
+
+    tree = VocTree(voc_dir)
+    ids = tree.split_image_ids("train")
+    chosen = ids[::max(1, len(ids) // count)][:count]
+    if not chosen:
+        raise InputError(tree.split_file("train"), "lists no images to calibrate the int8 model with")
+    return [cv2.imread(str(tree.image(image_id))) for image_id in chosen]
+
+
 def check_converters(formats):
     """Refuse, before any work, a format whose converter is not installed."""
     for name in formats:
@@ -79,13 +121,16 @@ def check_converters(formats):
                                                    "it as requirements.txt pins it") from None
 
 
-def export(model_path, out_dir, formats, *, opset, threads=None):
+def export(model_path, out_dir, formats, *, opset, threads=None, calibration_voc=None):
     """Write the model at ``model_path`` in ``formats`` (FORMATS' names) and its description into
-    ``out_dir``; return {format: path}."""
+    ``out_dir``; return {format: path}. ``onnx_int8`` is calibrated on the train split of ``calibration_voc``."""
     unknown = [name for name in formats if name not in FORMATS]
     if unknown or not formats:
         raise InputError(f"--formats {','.join(formats)}", f"formats are {', '.join(FORMATS)} (at least one)")
     check_converters(formats)
+    if "onnx_int8" in formats and calibration_voc is None:
+        raise InputError("--formats onnx_int8", "needs --calibration-voc, the dataset whose training images set "
+                                                "its activation ranges")
     card = read_card(model_path)
     setup_device(threads)
     module, card = standalone_module(load_inference_model(model_path, card), card, model_path)
@@ -104,9 +149,16 @@ def export(model_path, out_dir, formats, *, opset, threads=None):
         if "tflite" in formats:
             written["tflite"] = out_dir / FILES["tflite"]
             save_tflite(saved_model, written["tflite"], description)
-    if "onnx" in formats:
-        written["onnx"] = out_dir / FILES["onnx"]
-        save_onnx(module, written["onnx"], opset, description)
+    if "onnx" in formats or "onnx_int8" in formats:
+        float_onnx = out_dir / FILES["onnx"]
+        save_onnx(module, float_onnx, opset, description)
+        if "onnx" in formats:
+            written["onnx"] = float_onnx
+        if "onnx_int8" in formats:
+            written["onnx_int8"] = out_dir / FORMAT_FILES["onnx_int8"]
+            quantize_onnx(float_onnx, written["onnx_int8"], calibration_images(calibration_voc))
+            if "onnx" not in formats:
+                float_onnx.unlink()
     export_description.write_json(out_dir / export_description.CARD_FILE, description)
     for name, path in written.items():
         log.info("%s: %s (run it with --runtime %s)", name, path, FORMATS[name])
@@ -121,12 +173,14 @@ def main(argv=None):
                         help=f"comma-separated, of {', '.join(FORMATS)} (default: config's export.formats)")
     parser.add_argument("--opset", type=int, help="ONNX operator set version (default: config's export.opset)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for TensorFlow (default: all)")
+    parser.add_argument("--calibration-voc", help="the dataset whose training images calibrate onnx_int8")
     parser.add_argument("--config", help="config.yaml that gives the defaults (default: ./config.yaml, else the "
                                          "project's own)")
     args = parser.parse_args(argv)
     if args.formats is None or args.opset is None:
         fill_from_config(args, project_config(args.config), {"formats": "export.formats", "opset": "export.opset"})
-    export(args.model, args.out_dir, args.formats, opset=args.opset, threads=args.threads)
+    export(args.model, args.out_dir, args.formats, opset=args.opset, threads=args.threads,
+           calibration_voc=args.calibration_voc)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 
 RUNTIMES = ("keras", "tf", "onnx", "tflite")
 # Export format (the export stage's name) -> the runtime that runs it, and its file in the export folder.
-FORMATS = {"savedmodel": "tf", "onnx": "onnx", "tflite": "tflite"}
+FORMATS = {"savedmodel": "tf", "onnx": "onnx", "onnx_int8": "onnx", "tflite": "tflite"}
+# The file each format is written to; a runtime given an export folder takes its float format's.
+FORMAT_FILES = {"savedmodel": "saved_model", "onnx": "model.onnx", "onnx_int8": "model.int8.onnx",
+                "tflite": "model.tflite"}
 FILES = {"tf": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
 FORMAT_NAMES = {"tf": "a TensorFlow SavedModel", "onnx": "an ONNX model", "tflite": "a TFLite model"}
 # The standalone graph's interface: {name: dtype}.
