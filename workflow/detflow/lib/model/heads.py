@@ -50,38 +50,15 @@ class GroupNorm(keras.layers.Layer):
         return {**super().get_config(), "groups": self.groups, "epsilon": self.epsilon}
 
 
-@keras.utils.register_keras_serializable(package="detflow")
-class StandardizedConv2D(keras.layers.Conv2D):
-    """A convolution whose kernel is standardised per output channel (zero mean, the variance of He's
-    initialisation, 2 / fan-in, times a learned gain): a stack of them with ReLU keeps its input's scale from
-    the first step without normalising activations (Qiao et al., 2019; Brock et al., 2021). The kernel
-    depends on the weights alone, so an exported model holds it as an ordinary convolution's."""
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.gain = self.add_weight(name="gain", shape=(self.filters,), initializer="ones")
-
-    def convolution_op(self, inputs, kernel):
-        mean, variance = tf.nn.moments(kernel, axes=[0, 1, 2], keepdims=True)
-        fan_in = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
-        standardized = (kernel - mean) * tf.math.rsqrt(variance * fan_in / 2 + 1e-4 / fan_in) * self.gain
-        return super().convolution_op(inputs, standardized)
-
-
-def _head(name, feature_size, outputs_per_anchor, num_anchors, bias_initializer, head_norm):
+def _head(name, feature_size, outputs_per_anchor, num_anchors, bias_initializer):
     """One head: (batch, height, width, feature_size) -> (batch, anchors, outputs_per_anchor), before activation."""
     inputs = keras.layers.Input(shape=(None, None, feature_size))
     normal = keras.initializers.RandomNormal(mean=0.0, stddev=0.01)
     outputs = inputs
     for index in range(DEPTH):
-        if head_norm == "weight":
-            outputs = StandardizedConv2D(feature_size, 3, padding="same", kernel_initializer=normal,
-                                         name=f"pyramid_{name}_{index}")(outputs)
-        else:
-            outputs = keras.layers.Conv2D(feature_size, 3, padding="same", use_bias=False,
-                                          kernel_initializer=normal, name=f"pyramid_{name}_{index}")(outputs)
-            outputs = GroupNorm(max(1, feature_size // CHANNELS_PER_GROUP),
-                                name=f"pyramid_{name}_{index}_norm")(outputs)
+        outputs = keras.layers.Conv2D(feature_size, 3, padding="same", use_bias=False, kernel_initializer=normal,
+                                      name=f"pyramid_{name}_{index}")(outputs)
+        outputs = GroupNorm(max(1, feature_size // CHANNELS_PER_GROUP), name=f"pyramid_{name}_{index}_norm")(outputs)
         outputs = keras.layers.Activation("relu", name=f"pyramid_{name}_{index}_relu")(outputs)
     outputs = keras.layers.Conv2D(num_anchors * outputs_per_anchor, 3, padding="same", kernel_initializer=normal,
                                   bias_initializer=bias_initializer, name=f"pyramid_{name}")(outputs)
@@ -93,15 +70,15 @@ def submodels_for(head_norm, num_classes, feature_size):
     """The heads config's ``train.head_norm`` names, for the default anchors: None means the library's own."""
     if head_norm == "none":
         return None
-    return submodels(num_classes, AnchorParameters.default.num_anchors(), feature_size, head_norm)
+    return submodels(num_classes, AnchorParameters.default.num_anchors(), feature_size)
 
 
-def submodels(num_classes, num_anchors, feature_size, head_norm="group"):
+def submodels(num_classes, num_anchors, feature_size):
     """The (name, model) pairs keras-retinanet's ``retinanet(submodels=...)`` takes, normalised."""
-    inputs, regression = _head("regression", feature_size, 4, num_anchors, "zeros", head_norm)
+    inputs, regression = _head("regression", feature_size, 4, num_anchors, "zeros")
     regression_model = keras.Model(inputs, regression, name="regression_submodel")
     inputs, logits = _head("classification", feature_size, num_classes, num_anchors,
-                           initializers.PriorProbability(probability=PRIOR_PROBABILITY), head_norm)
+                           initializers.PriorProbability(probability=PRIOR_PROBABILITY))
     scores = keras.layers.Activation("sigmoid", name="pyramid_classification_sigmoid")(logits)
     return [("regression", regression_model), ("classification", keras.Model(inputs, scores,
                                                                               name="classification_submodel"))]

@@ -31,7 +31,7 @@ class Settings:
     ema: bool = setting("validate, snapshot and export an exponential moving average of the weights")
     ema_momentum: float = setting("weight of the old average at each step")
     box_loss: Literal["smooth_l1", "giou"] = setting("box regression loss")
-    head_norm: Literal["none", "group", "weight"] = setting("normalisation in the regression and classification heads")
+    head_norm: Literal["none", "group"] = setting("normalisation in the regression and classification heads")
     image_min_side: int = setting("shorter image side", minimum=1)
     image_max_side: int = setting("longer image side at most", minimum=1)
     augment: bool = setting("random translation, scale, flips and colour effects")
