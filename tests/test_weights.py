@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from helpers.config import config_options
+from helpers.models import settings_options
 from helpers.workflow import TINY_DEMO, TINY_WORKFLOW, workflow_rules
 
 BACKBONE = "mobilenet128_0.25"
@@ -119,7 +120,7 @@ def test_no_network_gives_one_line_with_the_url_to_download_by_hand(tmp_path):
 def test_the_default_address_is_keras_retinanets_own(workflow_copy):
     workflow_copy.set_config(demo=TINY_DEMO, train={**TINY_WORKFLOW["train"], "weights": "imagenet"})
     plan = workflow_copy.snakemake("-n", "-p", TARGET).stdout
-    assert f"python -m detflow.weights {BACKBONE} {TARGET} --attempts 4" in plan  # no --base-url
+    assert f"python -m detflow.weights {BACKBONE} {TARGET} --base-url none --attempts 4" in plan  # the library's own
     from detflow.lib.model import retinanet
 
     assert retinanet.imagenet_weights_source(BACKBONE) == (
@@ -130,12 +131,7 @@ def test_the_default_address_is_keras_retinanets_own(workflow_copy):
 def test_training_never_downloads(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "detflow.train", str(tmp_path / "voc"), "--metrics", "m.csv", "--summary", "t.json",
-         "--snapshots", "s", "--tensorboard", "tb", "--backbone", BACKBONE, "--weights", "imagenet",
-         "--feature-size", "16", "--epochs", "1", "--steps", "1", "--batch-size", "1", "--image-min-side", "96",
-         "--image-max-side", "128", "--patience", "0", "--keep-best", "1", "--seed", "1", "--min-free-mb", "0",
-         "--learning-rate", "0.001", "--lr-schedule", "constant", "--warmup-steps", "0", "--ema", "false",
-         "--ema-momentum", "0.99", "--box-loss", "smooth_l1", "--head-norm", "none",
-         "--augment", "false", "--freeze-backbone", "false"],
+         "--snapshots", "s", "--tensorboard", "tb", *settings_options(weights="imagenet")],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: --weights imagenet: training never downloads")
