@@ -6,7 +6,7 @@ Each contender trains the demo's model (config.yaml's ``train`` section) on
 
 - ``today``: the recipe before, pinned: group-normalised heads, GIoU, a cosine
   schedule to a peak rate of 0.002 with the weight average, 10 x 100 steps, and
-  keras-retinanet's augmentation with random rotation and shear;
+  keras-retinanet's augmentation with random rotation, shear and upside-down flips;
 - ``new``: config.yaml's recipe and budget (``--epochs``, ``--steps`` and
   ``--set KEY=VALUE`` change it).
 
@@ -40,11 +40,11 @@ from machine import REPO, VOC, cpu_model, project_config
 CONTENDERS = {
     "today": {"epochs": 10, "steps": 100, "batch_size": 8, "learning_rate": 0.002, "lr_schedule": "cosine",
               "warmup_steps": 100, "ema": True, "ema_momentum": 0.98, "box_loss": "giou", "head_norm": "group",
-              "augment": True, "rotate_shear": True},
+              "augment": True, "rotate_shear": True, "flip_vertical": True},
     "new": {},
 }
 RECIPE = ("epochs", "steps", "batch_size", "learning_rate", "lr_schedule", "warmup_steps", "ema", "ema_momentum",
-          "box_loss", "head_norm", "augment", "rotate_shear", "seed")
+          "box_loss", "head_norm", "augment", "rotate_shear", "flip_vertical", "seed")
 TEST_TARGETS = {"mAP": 0.95, "mAP_50_95": 0.75}
 CPU_TARGET = 1.0
 

@@ -139,7 +139,7 @@ def main():
                     "--summary", str(run / "ours" / "training.json"), "--snapshots", str(run / "ours" / "snapshots"),
                     "--tensorboard", str(run / "ours" / "tensorboard"), "--classes", ",".join(classes),
                     "--feature-size", "256", "--weights", "none", "--learning-rate", "0.001", "--augment", "true",
-                    "--rotate-shear", "true",  # keras-retinanet's --random-transform has them
+                    "--rotate-shear", "true", "--flip-vertical", "true",  # as keras-retinanet's --random-transform
                     # The recipe's defaults (config.yaml): their cost per step is part of ours.
                     "--lr-schedule", "cosine", "--warmup-steps", "100", "--ema", "true", "--ema-momentum", "0.98",
                     "--box-loss", "smooth_l1", "--head-norm", "none",

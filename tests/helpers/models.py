@@ -37,7 +37,7 @@ CARD = ModelCard(BACKBONE, FEATURE_SIZE, ("grab", "drop"), IMAGE_MIN_SIDE, IMAGE
 TINY_SETTINGS = dict(backbone="mobilenet128_0.25", weights="none", feature_size=16, epochs=2, steps=3, batch_size=2,
                      learning_rate=1e-3, lr_schedule="cosine", warmup_steps=3, ema=True, ema_momentum=0.9,
                      box_loss="smooth_l1", head_norm="none", image_min_side=96, image_max_side=128, augment=False,
-                     rotate_shear=False, freeze_backbone=False, patience=0, keep_best=1, seed=1, min_free_mb=500)
+                     rotate_shear=False, flip_vertical=False, freeze_backbone=False, patience=0, keep_best=1, seed=1, min_free_mb=500)
 # The settings that make the model tiny, as a change to config.yaml's train section in the Snakemake runs.
 TINY_TRAIN = dict(backbone="mobilenet128_0.25", feature_size=16, steps=3, batch_size=2, learning_rate=1e-3,
                   image_min_side=96, image_max_side=128, keep_best=1, seed=1)

@@ -135,7 +135,7 @@ def training_generators(voc_dir, classes, settings, initial_epoch):
                 min_translation=(-0.1, -0.1), max_translation=(0.1, 0.1),
                 min_shear=-turn, max_shear=turn,
                 min_scaling=(0.9, 0.9), max_scaling=(1.1, 1.1),
-                flip_x_chance=0.5, flip_y_chance=0.5,
+                flip_x_chance=0.5, flip_y_chance=0.5 if settings.flip_vertical else 0.0,
             ),
             "visual_effect_generator": random_visual_effect_generator(
                 contrast_range=(0.9, 1.1), brightness_range=(-0.1, 0.1),

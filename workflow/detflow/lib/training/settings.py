@@ -36,6 +36,7 @@ class Settings:
     image_max_side: int = setting("longer image side at most", minimum=1)
     augment: bool = setting("random translation, scale, flips and colour effects")
     rotate_shear: bool = setting("also random rotation and shear (their boxes are looser than the objects)")
+    flip_vertical: bool = setting("also random upside-down flips")
     freeze_backbone: bool = setting("keep the backbone's weights fixed")
     patience: int = setting("stop after this many epochs without a better validation mAP; 0 = never", minimum=0,
                             fingerprinted=False)
