@@ -7,7 +7,8 @@ demo's per-frame truth as the person who labels.
 - ``random``: N frames drawn at random from the training videos' kept frames not labelled yet;
 - ``new``: the next_frames stage's choice by the previous round's model (uncertainty x novelty).
 
-All three start from the same first round (today's selection, trained once from scratch). Each later round
+All three start from the same first round (today's selection, trained once from scratch for the demo's whole
+budget, so that what a round adds is labels, not training time a model still needed). Each later round
 starts from the previous round's best snapshot (``train.weights``: a warm start) and trains a fixed budget.
 Validation (choosing the snapshot) and test are the demo's own val and test splits, fixed for all; only
 training frames are chosen. A strategy stops once its test mAP@0.5 reaches the target. Printed: per round
@@ -16,7 +17,7 @@ their ratio new / today (target: at most 0.6).
 
 Needs the demo's outputs (frames, truth, dataset and splits): ``snakemake --cores all results/voc/splits.json``.
 
-    .venv/bin/python bench/active.py [--first 3] [--per-round 18] [--rounds 8] [--steps 50] [--target 0.9]
+    .venv/bin/python bench/active.py [--first 2] [--per-round 6] [--rounds 8] [--steps 100] [--target 0.9]
 """
 import argparse
 import csv
@@ -167,12 +168,13 @@ def labels_to_reach(rounds, target):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--first", type=int, default=3, help="frames per training video in the first round")
-    parser.add_argument("--per-round", type=int, default=18, help="frames labelled in each later round")
+    parser.add_argument("--first", type=int, default=2, help="frames per training video in the first round")
+    parser.add_argument("--per-round", type=int, default=6, help="frames labelled in each later round")
     parser.add_argument("--rounds", type=int, default=8, help="rounds at most, the first included")
-    parser.add_argument("--first-epochs", type=int, default=5, help="epochs of the first round, from scratch")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs of each later round (warm start)")
-    parser.add_argument("--steps", type=int, default=50, help="steps per epoch in every round")
+    parser.add_argument("--first-epochs", type=int, default=10,
+                        help="epochs of the first round, from scratch (the demo's budget: it learns what 12 labels teach)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of each later round (warm start)")
+    parser.add_argument("--steps", type=int, default=100, help="steps per epoch in every round")
     parser.add_argument("--warmup", type=int, default=20, help="warm-up steps of the later rounds")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="peak rate of the later rounds")
     parser.add_argument("--target", type=float, default=0.9, help="test mAP@0.5 a strategy must reach")
