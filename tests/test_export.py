@@ -337,7 +337,7 @@ def test_a_converter_that_is_not_installed_is_named_before_any_work(model_path, 
 def test_unknown_runtime_and_format_are_refused(exported, model_path, tmp_path, capsys):
     with pytest.raises(InputError, match="unknown runtime 'torch': one of keras, tf, onnx, tflite"):
         runtimes.load_exported(exported, "torch")
-    with pytest.raises(InputError, match="formats are savedmodel, onnx, tflite"):
+    with pytest.raises(InputError, match="formats are savedmodel, onnx, onnx_int8, tflite"):
         export.export(model_path, tmp_path, ["pt"], opset=CONFIG["export"]["opset"])
     with pytest.raises(SystemExit):
         predict.main(["images", str(exported), "voc", "val", "--out-dir", "o", "--csv", "c", "--json", "j",

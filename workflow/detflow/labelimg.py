@@ -198,7 +198,7 @@ def label(images_dir, classes_file, save_dir, *, config=None, config_path="confi
 
 
 def _boxes(annotation):
-    return sorted((item.name, item.xmin, item.ymin, item.xmax, item.ymax) for item in annotation.objects)
+    return sorted((item.name or "", item.box or ()) for item in annotation.objects)
 
 
 def _shown(drafts_dir):
