@@ -114,6 +114,9 @@ def test_whole_tiny_run_through_snakemake_and_its_html_report(workflow_copy):
     # The demo labels them as a person would, and the next run trains on them.
     replanned = workflow_copy.dry_run_jobs()
     assert {"labelling_folder", "demo_labeller", "dataset", "train"} <= set(replanned), replanned
+    # New labels do not make the drafts wait for a model trained on them.
+    drafts = workflow_copy.dry_run_jobs("drafts")
+    assert drafts["drafts"] == 1 and not {"dataset", "train", "best_snapshot", "convert"} & set(drafts), drafts
 
 
 def _move_first_box(annotation):
