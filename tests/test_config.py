@@ -247,6 +247,9 @@ def test_ap_of_a_class_with_a_space_round_trips_through_tensorboard(tmp_path):
     (b"train:\n  learning_rate: -.Inf\n", ", line 2: -.Inf is not a number any setting can take"),
     (b"- videos\n- classes\n", ": holds no settings: a config file is a YAML mapping of sections"),
     (b"a:\n\tb: 1\n", ", line 2: while scanning for the next token found character '\\t' that cannot start any token"),
+    (b"base: &b\n  epochs: 3\ntrain:\n  <<: *b\n  steps: 5\n  steps: 6\n",
+     ", line 6: 'steps' is given twice in one section (first on line 5)"),
+    (b"train:\n  <<: 3\n", ", line 2: while constructing a mapping expected a mapping or list of mappings for merging"),
 ])
 def test_a_bad_config_file_is_named_with_its_line_and_reason(tmp_path, content, expected):
     path = tmp_path / "bad.yaml"
@@ -255,6 +258,17 @@ def test_a_bad_config_file_is_named_with_its_line_and_reason(tmp_path, content, 
         load_config_file(path)
     assert str(error.value).startswith(f"{path}{expected}")
     assert "\n" not in str(error.value)
+
+
+def test_variants_may_share_settings_through_a_yaml_anchor_and_merge_key(tmp_path):
+    """`<<: *anchor` is YAML's way of sharing settings (it used to be refused as an unknown tag): the keys
+    written beside it override the anchor's, which is not a key given twice."""
+    path = tmp_path / "variants.yaml"
+    path.write_text("train:\n  variants:\n    small: &small\n      feature_size: 32\n      learning_rate: 0.002\n"
+                    "    small_fast:\n      <<: *small\n      learning_rate: 0.003\n")
+    assert load_config_file(path)["train"]["variants"] == {
+        "small": {"feature_size": 32, "learning_rate": 0.002},
+        "small_fast": {"feature_size": 32, "learning_rate": 0.003}}
 
 
 def test_nan_anywhere_in_the_config_is_refused_naming_its_key(shipped, tmp_path):

@@ -21,6 +21,9 @@ NAMED_WEIGHTS = ("none", "imagenet")
 # The one training variant when train.variants is absent or empty.
 DEFAULT_VARIANT = "default"
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _CheckedLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing what a YAML loader would silently accept: a key given twice in one mapping
     (the last would win), and a number that is NaN or infinite (no setting means either)."""
@@ -28,6 +31,8 @@ class _CheckedLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG:  # `<<: *anchor`: keys written beside it override the anchor's, as YAML means
+                continue
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.MarkedYAMLError(
