@@ -334,6 +334,19 @@ def test_a_converter_that_is_not_installed_is_named_before_any_work(model_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_by_hand_in_the_project_folder_the_int8_model_is_calibrated_on_the_workflows_dataset(
+        model_path, voc, tmp_path, monkeypatch):
+    """`detflow export MODEL OUT` as docs/using-the-model.md shows it, with config.yaml's formats (onnx_int8
+    among them), used to stop asking for --calibration-voc: results/voc is the workflow's dataset."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=r"needs --calibration-voc, .* \(results/voc is used when it is there\)"):
+        export.main([str(model_path), "out", "--formats", "onnx_int8"])
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "voc").symlink_to(voc)
+    export.main([str(model_path), "out", "--formats", "onnx_int8"])
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["model.int8.onnx", "model.json"]
+
+
 def test_unknown_runtime_and_format_are_refused(exported, model_path, tmp_path, capsys):
     with pytest.raises(InputError, match="unknown runtime 'torch': one of keras, tf, onnx, tflite"):
         runtimes.load_exported(exported, "torch")

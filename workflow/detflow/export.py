@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 CONVERTERS = {"onnx": "tf2onnx", "onnx_int8": "tf2onnx"}  # formats whose converter is a package of its own
 CALIBRATION_IMAGES = 64  # training images, spread over the split, that set the int8 model's activation ranges
+WORKFLOW_DATASET = "results/voc"  # the dataset stage's output in the project folder: calibrates by hand too
 
 
 def _replace_folder(partial, folder):
@@ -130,7 +131,8 @@ def export(model_path, out_dir, formats, *, opset, threads=None, calibration_voc
     check_converters(formats)
     if "onnx_int8" in formats and calibration_voc is None:
         raise InputError("--formats onnx_int8", "needs --calibration-voc, the dataset whose training images set "
-                                                "its activation ranges")
+                                                f"its activation ranges ({WORKFLOW_DATASET} is used when it is "
+                                                "there); or leave onnx_int8 out of --formats")
     card = read_card(model_path)
     setup_device(threads)
     module, card = standalone_module(load_inference_model(model_path, card), card, model_path)
@@ -173,12 +175,15 @@ def main(argv=None):
                         help=f"comma-separated, of {', '.join(FORMATS)} (default: config's export.formats)")
     parser.add_argument("--opset", type=int, help="ONNX operator set version (default: config's export.opset)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for TensorFlow (default: all)")
-    parser.add_argument("--calibration-voc", help="the dataset whose training images calibrate onnx_int8")
+    parser.add_argument("--calibration-voc", help="the dataset whose training images calibrate onnx_int8 "
+                                                  f"(default: {WORKFLOW_DATASET}, the workflow's, when it is there)")
     parser.add_argument("--config", help="config.yaml that gives the defaults (default: ./config.yaml, else the "
                                          "project's own)")
     args = parser.parse_args(argv)
     if args.formats is None or args.opset is None:
         fill_from_config(args, project_config(args.config), {"formats": "export.formats", "opset": "export.opset"})
+    if args.calibration_voc is None and Path(WORKFLOW_DATASET).is_dir():
+        args.calibration_voc = WORKFLOW_DATASET
     export(args.model, args.out_dir, args.formats, opset=args.opset, threads=args.threads,
            calibration_voc=args.calibration_voc)
 
