@@ -209,6 +209,14 @@ def test_model_that_is_not_what_its_description_says_is_refused(tmp_path, case, 
                                            "`snakemake --cores all --forcerun convert`")
 
 
+def test_a_folder_given_as_the_model_is_named_as_a_folder(tmp_path):
+    """It used to be called "no model here yet (file not found or empty)"."""
+    with pytest.raises(InputError) as error:
+        read_card(tmp_path)
+    assert str(error.value) == (f"{tmp_path}: is a folder, not a model file: give the inference model (.h5), or "
+                                "run an export folder with --runtime tf, onnx or tflite")
+
+
 def test_command_line_names_the_model_and_the_reason(voc, tmp_path):
     wrong = save_model(tmp_path / "wide.h5", feature_size=24)
     embed(wrong, CARD)  # a description that does not belong to the file

@@ -68,6 +68,9 @@ def embed(model_path, card):
 def read_card(model_path):
     """The description carried by the model file at ``model_path``; InputError when it has none."""
     model_path = Path(model_path)
+    if model_path.is_dir():
+        raise InputError(model_path, "is a folder, not a model file: give the inference model (.h5), or run an "
+                                     "export folder with --runtime tf, onnx or tflite")
     if not model_path.is_file() or model_path.stat().st_size == 0:
         raise InputError(model_path, "no model here yet (file not found or empty): `snakemake --cores all` trains "
                                      "one and writes results/model/inference.h5 (labelling.draft_model in "
