@@ -347,6 +347,16 @@ def test_by_hand_in_the_project_folder_the_int8_model_is_calibrated_on_the_workf
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["model.int8.onnx", "model.json"]
 
 
+def test_an_out_folder_that_is_a_file_is_refused_before_any_work(model_path, tmp_path):
+    """It used to end in a FileExistsError traceback after the model was loaded and converted."""
+    taken = tmp_path / "taken"
+    taken.write_text("a person's file\n")
+    with pytest.raises(InputError) as error:
+        export.export(model_path, taken, ["savedmodel"], opset=CONFIG["export"]["opset"])
+    assert str(error.value) == f"{taken}: is a file, not a folder: the export writes a folder of files"
+    assert taken.read_text() == "a person's file\n"
+
+
 def test_unknown_runtime_and_format_are_refused(exported, model_path, tmp_path, capsys):
     with pytest.raises(InputError, match="unknown runtime 'torch': one of keras, tf, onnx, tflite"):
         runtimes.load_exported(exported, "torch")

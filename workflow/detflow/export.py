@@ -122,6 +122,18 @@ def check_converters(formats):
                                                    "it as requirements.txt pins it") from None
 
 
+def make_out_dir(out_dir):
+    """The export's folder, made before any work; InputError when it cannot be."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "is a file, not a folder: the export writes a folder of files")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(out_dir, f"cannot be made ({error.strerror or error})") from None
+    return out_dir
+
+
 def export(model_path, out_dir, formats, *, opset, threads=None, calibration_voc=None):
     """Write the model at ``model_path`` in ``formats`` (FORMATS' names) and its description into
     ``out_dir``; return {format: path}. ``onnx_int8`` is calibrated on the train split of ``calibration_voc``."""
@@ -134,12 +146,11 @@ def export(model_path, out_dir, formats, *, opset, threads=None, calibration_voc
                                                 f"its activation ranges ({WORKFLOW_DATASET} is used when it is "
                                                 "there); or leave onnx_int8 out of --formats")
     card = read_card(model_path)
+    out_dir = make_out_dir(out_dir)
     setup_device(threads)
     module, card = standalone_module(load_inference_model(model_path, card), card, model_path)
     description = export_description.describe(card, export_description.fingerprint(model_path))
     export_description.add_to_module(module, description)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as scratch:
         # TFLite is converted from a SavedModel: the exported one, or one made for the purpose.
