@@ -143,6 +143,28 @@ def test_group_normalised_heads_export_with_the_same_detections(voc, images, tmp
         assert differences.matched >= sum(map(len, reference)) - differences.near_threshold > 10 * len(reference)
 
 
+def test_an_image_with_nothing_detected_gives_no_detections_on_every_runtime(model, model_path, voc, tmp_path):
+    """A frame with no object above the model's floor (a scene without hands) is no error: TFLite's
+    signature runner cannot read an output of no elements, which its runtime answers for it."""
+    from detflow.lib.model.card import embed
+
+    head = model.get_layer("classification_submodel").get_layer("pyramid_classification")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel, bias - 50])  # every score below the floor
+    try:
+        silent = tmp_path / "inference.h5"
+        model.save(str(silent), save_format="h5", include_optimizer=False)
+    finally:
+        head.set_weights([kernel, bias])
+    embed(silent, read_card(model_path))
+    export.main([str(silent), str(tmp_path / "export"), "--formats", "savedmodel,onnx,tflite"])
+    image = inference.read_image_bgr(voc / "JPEGImages" / "val_000.jpg")
+    for runtime in ("tf", "onnx", "tflite"):
+        boxes, scores, labels = runtimes.load_exported(tmp_path / "export", runtime, threads=2).detect(image)
+        assert (boxes.shape, scores.shape, labels.shape) == ((0, 4), (0,), (0,)), runtime
+        assert (boxes.dtype, scores.dtype, labels.dtype) == (np.float32, np.float32, np.int32), runtime
+
+
 @pytest.mark.parametrize("height, width, min_side, max_side", [
     (183, 169, 96, 128), (240, 320, 160, 224), (721, 1283, 160, 224), (37, 500, 96, 128), (50, 60, 160, 224)])
 def test_the_graph_resizes_as_keras_retinanet_and_opencv(height, width, min_side, max_side):

@@ -202,13 +202,20 @@ def _tflite(path, threads):
         warnings.simplefilter("ignore", UserWarning)
         interpreter = tf.lite.Interpreter(model_content=content, num_threads=threads or None)
     runner = interpreter.get_signature_runner()
+    output_types = {name: detail["dtype"] for name, detail in runner.get_output_details().items()}
 
     def run(image):
-        outputs = runner(**{INPUT: image})
+        try:
+            outputs = runner(**{INPUT: image})
+        except ValueError:  # the runner cannot read an output of no elements ("Invalid tensor size")
+            shapes = {name: detail["shape"] for name, detail in runner.get_output_details().items()}
+            if any(shape.prod() for shape in shapes.values()):
+                raise
+            return tuple(np.zeros(shapes[name], output_types[name]) for name in OUTPUTS)  # nothing detected
         return tuple(outputs[name] for name in OUTPUTS)
 
     return Opened(run, {name: np.dtype(detail["dtype"]).name for name, detail in runner.get_input_details().items()},
-                  {name: np.dtype(detail["dtype"]).name for name, detail in runner.get_output_details().items()},
+                  {name: np.dtype(value).name for name, value in output_types.items()},
                   export_description.from_tflite(content))
 
 
