@@ -12,12 +12,13 @@ turns, ``--repeats`` times after one warm-up run each; the figures are medians o
 wall time (frames/s) and of the process's CPU time (CPU ms per frame, which a
 shared machine disturbs less), and ratios against the Keras model at the same
 batch size, measured in the same run. Detections are compared with the Keras
-model's at batch 1 as :mod:`detflow.lib.metrics.detection_match` defines "the same". The int8 ONNX
-model (``onnx_int8``, calibrated on the dataset's training images) is compared by accuracy instead: the
-test split's mAP@0.5 and mAP@[.5:.95] (pycocotools, as the evaluation stage computes its COCO metrics) of
-the Keras, float ONNX and int8 ONNX models, printed with the differences.
+model's at batch 1 as :mod:`detflow.lib.metrics.detection_match` defines "the same". The quantised
+models (``onnx_int8``, calibrated on the dataset's training images, and ``tflite_int8``, int8 weights)
+are compared by accuracy instead: the test split's mAP@0.5 and mAP@[.5:.95] (pycocotools, as the
+evaluation stage computes its COCO metrics) of the Keras model and of each quantised model and its float
+file, printed with the differences.
 Targets: the fastest runtime at least 3.2x the Keras model at batch 1, with the same detections or, for
-the int8 model, test mAPs within 0.01 of the float model's.
+a quantised model, test mAPs within 0.01 of its float model's.
 
 The model is the trained one: ``--model``, or the workflow's own ``results/model/inference.h5``
 (run the workflow first: ``.venv/bin/snakemake --cores all``).
@@ -49,6 +50,7 @@ from machine import MODEL, VOC, cpu_model, project_config
 
 TARGET = 3.2
 ACCURACY_TOLERANCE = 0.01  # test mAP an int8 model may lose against the float one
+QUANTISED = {"onnx_int8": "onnx", "tflite_int8": "tflite"}  # quantised format -> its float format
 
 
 def demo_frames(folder, config, seconds, classes):
@@ -125,7 +127,8 @@ def main():
                       for name, model in models.items() for size in (1, batch_size)}
         floor = config["evaluate"]["score_threshold"]
         accuracy = test_accuracy({name: Detector(models[name], card, score_threshold=floor)
-                                  for name in ("keras", "onnx", "onnx_int8")}, list(card.classes), config)
+                                  for name in ("keras", *QUANTISED.values(), *QUANTISED)}, list(card.classes),
+                                 config)
 
         def run(key):
             return [found for _, _, found in detect_stream(contenders[key], enumerate(frames), key[1])]
@@ -164,9 +167,10 @@ def main():
     print(f"test split ({len(VocTree(VOC).split_image_ids('test'))} images, pycocotools): "
           + "; ".join(f"{name} mAP@0.5 {at50:.4f}, mAP@[.5:.95] {strict:.4f}" for name, (at50, strict) in
                       accuracy.items()))
-    lost = [accuracy["onnx"][index] - accuracy["onnx_int8"][index] for index in (0, 1)]
-    print(f"int8 against float ONNX: mAP@0.5 {-lost[0]:+.4f}, mAP@[.5:.95] {-lost[1]:+.4f} "
-          f"({'within' if max(lost) <= ACCURACY_TOLERANCE else 'NOT within'} {ACCURACY_TOLERANCE})")
+    for quantised, float_format in QUANTISED.items():
+        lost = [accuracy[float_format][index] - accuracy[quantised][index] for index in (0, 1)]
+        print(f"{quantised} against {float_format}: mAP@0.5 {-lost[0]:+.4f}, mAP@[.5:.95] {-lost[1]:+.4f} "
+              f"({'within' if max(lost) <= ACCURACY_TOLERANCE else 'NOT within'} {ACCURACY_TOLERANCE})")
 
 
 if __name__ == "__main__":

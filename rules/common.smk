@@ -285,6 +285,7 @@ EXPORT_OUTPUTS = {
     "onnx": "results/export/model.onnx",
     "onnx_int8": "results/export/model.int8.onnx",
     "tflite": "results/export/model.tflite",
+    "tflite_int8": "results/export/model.int8.tflite",
 }
 
 

@@ -112,6 +112,25 @@ def test_the_int8_onnx_model_is_calibrated_on_training_images_and_finds_the_same
         export.export(model_path, tmp_path / "again", ["onnx_int8"], opset=17)
 
 
+def test_the_int8_tflite_model_needs_no_calibration_and_finds_the_keras_models_objects(
+        model_path, keras_detections, images, tmp_path):
+    """Its weights in int8 (dynamic-range quantisation): no dataset needed, the file's own description, run
+    by the TFLite runtime beside the float file, and the strong boxes of the Keras model, close to them."""
+    written = export.export(model_path, tmp_path, ["tflite", "tflite_int8"], opset=17)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.int8.tflite", "model.json", "model.tflite"]
+    assert runtimes._quantised_types(written["tflite_int8"]) == ["int8"] and not runtimes._quantised_types(
+        written["tflite"])
+    assert written["tflite_int8"].stat().st_size < written["tflite"].stat().st_size / 2
+    quantised = runtimes.load_exported(written["tflite_int8"], "tflite", threads=2)
+    assert quantised.card == read_card(model_path) and quantised.path == written["tflite_int8"]
+    assert runtimes.load_exported(tmp_path, "tflite").path == written["tflite"]  # a folder: the float file
+    strong = 0.5
+    found = detections(inference.Detector(quantised, quantised.card, score_threshold=strong), images[::3], 1)
+    reference = [[item for item in image if item.score >= strong] for image in keras_detections]
+    differences = compare(reference, found, strong)
+    assert differences.matched >= 0.8 * sum(map(len, reference)) > 0, str(differences)
+
+
 @pytest.mark.parametrize("runtime", ["onnx", "tflite"])
 def test_live_detects_frame_by_frame_as_the_keras_model(exported, keras_detections, images, runtime):
     """live's own calls on each frame (Detector.prepare, then detect of that one frame) on an export."""
@@ -382,7 +401,7 @@ def test_an_out_folder_that_is_a_file_is_refused_before_any_work(model_path, tmp
 def test_unknown_runtime_and_format_are_refused(exported, model_path, tmp_path, capsys):
     with pytest.raises(InputError, match="unknown runtime 'torch': one of keras, tf, onnx, tflite"):
         runtimes.load_exported(exported, "torch")
-    with pytest.raises(InputError, match="formats are savedmodel, onnx, onnx_int8, tflite"):
+    with pytest.raises(InputError, match="formats are savedmodel, onnx, onnx_int8, tflite, tflite_int8"):
         export.export(model_path, tmp_path, ["pt"], opset=CONFIG["export"]["opset"])
     with pytest.raises(SystemExit):
         predict.main(["images", str(exported), "voc", "val", "--out-dir", "o", "--csv", "c", "--json", "j",

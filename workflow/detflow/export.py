@@ -10,8 +10,10 @@ carries the model's description (backbone, classes, image sizes, detection
 settings, training, and the fingerprint of the ``.h5`` it comes from:
 :mod:`detflow.lib.model.export_description`), and ``model.json`` beside them
 holds the same for people. The SavedModel is written with TensorFlow, ONNX with
-tf2onnx, TFLite with TensorFlow's TFLiteConverter (from that SavedModel). Each
-output is written beside its place and renamed into it.
+tf2onnx, TFLite with TensorFlow's TFLiteConverter (from that SavedModel). Two
+come quantised too: ``onnx_int8`` (int8 convolutions, calibrated on training
+images) and ``tflite_int8`` (int8 weights, quantised activations computed as it
+runs). Each output is written beside its place and renamed into it.
 
 Bad input: a model without its description or disagreeing with it, an unknown
 format, or a format whose converter is not installed, is refused in one line.
@@ -54,10 +56,15 @@ def save_savedmodel(module, folder):
     _replace_folder(partial, folder)
 
 
-def save_tflite(saved_model, path, description):
+def save_tflite(saved_model, path, description, *, int8_weights=False):
     """TFLite of the SavedModel's serving signature, in TFLite's builtin operators only (the converter
-    refuses anything else: no TensorFlow "select" operators), with the description as its metadata."""
+    refuses anything else: no TensorFlow "select" operators), with the description as its metadata.
+    ``int8_weights``: the converter's dynamic-range quantisation: weights in int8 per output channel, and
+    the runtime (XNNPACK) quantises each convolution's input per image as it runs, so that it needs no
+    calibration images; everything else stays float."""
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if int8_weights:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     write_atomically(path, export_description.add_to_tflite(converter.convert(), description))
 
 
@@ -155,13 +162,14 @@ def export(model_path, out_dir, formats, *, opset, threads=None, calibration_voc
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as scratch:
         # TFLite is converted from a SavedModel: the exported one, or one made for the purpose.
         saved_model = out_dir / FILES["tf"] if "savedmodel" in formats else Path(scratch) / "saved_model"
-        if "savedmodel" in formats or "tflite" in formats:
+        tflite = [name for name in ("tflite", "tflite_int8") if name in formats]
+        if "savedmodel" in formats or tflite:
             save_savedmodel(module, saved_model)
             if "savedmodel" in formats:
                 written["savedmodel"] = saved_model
-        if "tflite" in formats:
-            written["tflite"] = out_dir / FILES["tflite"]
-            save_tflite(saved_model, written["tflite"], description)
+        for name in tflite:
+            written[name] = out_dir / FORMAT_FILES[name]
+            save_tflite(saved_model, written[name], description, int8_weights=name == "tflite_int8")
     if "onnx" in formats or "onnx_int8" in formats:
         float_onnx = out_dir / FILES["onnx"]
         save_onnx(module, float_onnx, opset, description)

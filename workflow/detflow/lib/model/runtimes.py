@@ -8,6 +8,9 @@ in three portable formats, each run by its own runtime:
 - ``onnx``: ONNX (``model.onnx``, converted by tf2onnx), run by onnxruntime;
 - ``tflite``: TFLite (``model.tflite``), run by TensorFlow's TFLite interpreter.
 
+Two of them also come quantised: ``model.int8.onnx`` (onnxruntime) and
+``model.int8.tflite`` (TFLite), run by the same runtime as the float file.
+
 Each is the standalone graph (:mod:`detflow.lib.model.standalone_graph`): one BGR
 image as it is in (``image``, uint8, 1 x height x width x 3, any size), the
 model's final detections out (``boxes`` in that image's pixels, ``scores`` best
@@ -38,10 +41,10 @@ log = logging.getLogger(__name__)
 
 RUNTIMES = ("keras", "tf", "onnx", "tflite")
 # Export format (the export stage's name) -> the runtime that runs it, and its file in the export folder.
-FORMATS = {"savedmodel": "tf", "onnx": "onnx", "onnx_int8": "onnx", "tflite": "tflite"}
+FORMATS = {"savedmodel": "tf", "onnx": "onnx", "onnx_int8": "onnx", "tflite": "tflite", "tflite_int8": "tflite"}
 # The file each format is written to; a runtime given an export folder takes its float format's.
 FORMAT_FILES = {"savedmodel": "saved_model", "onnx": "model.onnx", "onnx_int8": "model.int8.onnx",
-                "tflite": "model.tflite"}
+                "tflite": "model.tflite", "tflite_int8": "model.int8.tflite"}
 FILES = {"tf": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
 FORMAT_NAMES = {"tf": "a TensorFlow SavedModel", "onnx": "an ONNX model", "tflite": "a TFLite model"}
 # The standalone graph's interface: {name: dtype}.
