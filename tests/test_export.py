@@ -69,12 +69,7 @@ def test_export_writes_every_format_describing_itself_beside_model_json(exported
 
 def test_the_tflite_model_has_only_builtin_operators(exported):
     """Non-maximum suppression included, and no TensorFlow "select" (Flex) operator: the bare interpreter runs it."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel((exported / "model.tflite").read_bytes(), 0)
-    codes = [model.OperatorCodes(index) for index in range(model.OperatorCodesLength())]
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    builtins = {names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())] for code in codes}
+    builtins = export.tflite_operators((exported / "model.tflite").read_bytes())
     assert {"NON_MAX_SUPPRESSION_V4", "TOPK_V2", "GATHER"} <= builtins and "CUSTOM" not in builtins
 
 
@@ -110,16 +105,23 @@ def test_the_int8_onnx_model_is_calibrated_on_training_images_and_finds_the_same
     assert sum(map(len, found)) == pytest.approx(sum(map(len, reference)), rel=0.2)
     with pytest.raises(InputError, match="needs --calibration-voc"):
         export.export(model_path, tmp_path / "again", ["onnx_int8"], opset=17)
+    with pytest.raises(InputError, match="^--formats onnx_int8,tflite_int8: needs --calibration-voc"):
+        export.export(model_path, tmp_path / "again", ["onnx_int8", "tflite", "tflite_int8"], opset=17)
 
 
-def test_the_int8_tflite_model_needs_no_calibration_and_finds_the_keras_models_objects(
-        model_path, keras_detections, images, tmp_path):
-    """Its weights in int8 (dynamic-range quantisation): no dataset needed, the file's own description, run
-    by the TFLite runtime beside the float file, and the strong boxes of the Keras model, close to them."""
-    written = export.export(model_path, tmp_path, ["tflite", "tflite_int8"], opset=17)
+def test_the_int8_tflite_model_is_calibrated_and_finds_the_keras_models_objects(
+        model_path, voc, keras_detections, images, tmp_path):
+    """Its convolutions in int8, calibrated on the train split, all else float: the file's own description,
+    run by the TFLite runtime beside the float file. Accuracy is bench/runtimes.py's to measure, on the trained
+    demo model: this untrained model's scores crowd around 0.5, where int8 rounding reorders them, so only
+    most of its strong boxes are asked for."""
+    written = export.export(model_path, tmp_path, ["tflite", "tflite_int8"], opset=17, calibration_voc=voc)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.int8.tflite", "model.json", "model.tflite"]
-    assert runtimes._quantised_types(written["tflite_int8"]) == ["int8"] and not runtimes._quantised_types(
+    assert "int8" in runtimes._quantised_types(written["tflite_int8"]) and not runtimes._quantised_types(
         written["tflite"])
+    # ... and reshapes, which move int8 values unchanged
+    assert _operators_taking_int8(written["tflite_int8"]) <= {"CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE", "RESHAPE"}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D"} <= _operators_taking_int8(written["tflite_int8"])
     assert written["tflite_int8"].stat().st_size < written["tflite"].stat().st_size / 2
     quantised = runtimes.load_exported(written["tflite_int8"], "tflite", threads=2)
     assert quantised.card == read_card(model_path) and quantised.path == written["tflite_int8"]
@@ -128,7 +130,23 @@ def test_the_int8_tflite_model_needs_no_calibration_and_finds_the_keras_models_o
     found = detections(inference.Detector(quantised, quantised.card, score_threshold=strong), images[::3], 1)
     reference = [[item for item in image if item.score >= strong] for image in keras_detections]
     differences = compare(reference, found, strong)
-    assert differences.matched >= 0.8 * sum(map(len, reference)) > 0, str(differences)
+    assert differences.matched >= 0.5 * sum(map(len, reference)) > 0, str(differences)
+
+
+def _operators_taking_int8(path):
+    """The names of the operators of a TFLite file whose first input is an int8 tensor."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
+    graph = model.Subgraphs(0)
+    codes = [model.OperatorCodes(index) for index in range(model.OperatorCodesLength())]
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    taking = set()
+    for operator in map(graph.Operators, range(graph.OperatorsLength())):
+        if operator.InputsLength() and graph.Tensors(operator.Inputs(0)).Type() == schema.TensorType.INT8:
+            code = codes[operator.OpcodeIndex()]
+            taking.add(names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
+    return taking
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "tflite"])

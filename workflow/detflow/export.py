@@ -11,9 +11,9 @@ settings, training, and the fingerprint of the ``.h5`` it comes from:
 :mod:`detflow.lib.model.export_description`), and ``model.json`` beside them
 holds the same for people. The SavedModel is written with TensorFlow, ONNX with
 tf2onnx, TFLite with TensorFlow's TFLiteConverter (from that SavedModel). Two
-come quantised too: ``onnx_int8`` (int8 convolutions, calibrated on training
-images) and ``tflite_int8`` (int8 weights, quantised activations computed as it
-runs). Each output is written beside its place and renamed into it.
+come quantised too, ``onnx_int8`` and ``tflite_int8``: their convolutions in
+int8, calibrated on training images, the rest in float. Each output is written
+beside its place and renamed into it.
 
 Bad input: a model without its description or disagreeing with it, an unknown
 format, or a format whose converter is not installed, is refused in one line.
@@ -34,11 +34,13 @@ from detflow.lib.model import export_description
 from detflow.lib.model.card import read_card
 from detflow.lib.model.device import setup_device
 from detflow.lib.model.runtimes import FILES, FORMAT_FILES, FORMATS
-from detflow.lib.model.standalone_graph import standalone_module
+from detflow.lib.model.standalone_graph import INPUT, standalone_module
 
 log = logging.getLogger(__name__)
 
 CONVERTERS = {"onnx": "tf2onnx", "onnx_int8": "tf2onnx"}  # formats whose converter is a package of its own
+CALIBRATED = ("onnx_int8", "tflite_int8")  # int8 formats whose activation ranges come from training images
+INT8_OPERATORS = {"CONV_2D", "DEPTHWISE_CONV_2D"}  # what tflite_int8 quantises
 CALIBRATION_IMAGES = 64  # training images, spread over the split, that set the int8 model's activation ranges
 WORKFLOW_DATASET = "results/voc"  # the dataset stage's output in the project folder: calibrates by hand too
 
@@ -56,16 +58,34 @@ def save_savedmodel(module, folder):
     _replace_folder(partial, folder)
 
 
-def save_tflite(saved_model, path, description, *, int8_weights=False):
+def tflite_operators(content):
+    """The builtin operator names (e.g. CONV_2D) a TFLite flatbuffer uses."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(content, 0)
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    codes = map(model.OperatorCodes, range(model.OperatorCodesLength()))
+    return {names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())] for code in codes}
+
+
+def save_tflite(saved_model, path, description, *, calibration=None):
     """TFLite of the SavedModel's serving signature, in TFLite's builtin operators only (the converter
     refuses anything else: no TensorFlow "select" operators), with the description as its metadata.
-    ``int8_weights``: the converter's dynamic-range quantisation: weights in int8 per output channel, and
-    the runtime (XNNPACK) quantises each convolution's input per image as it runs, so that it needs no
-    calibration images; everything else stays float."""
+    With ``calibration`` (BGR images as the model takes them), its convolutions in int8: weights per
+    output channel, activations per tensor with their ranges from the images, and every other operator
+    left in float by TFLite's selective quantisation (its QuantizationDebugger's denylist), as
+    ``quantize_onnx`` does for ONNX: quantising the group normalisation too loses most of the accuracy."""
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    if int8_weights:
+    content = converter.convert()
+    if calibration is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    write_atomically(path, export_description.add_to_tflite(converter.convert(), description))
+        converter.representative_dataset = lambda: ({INPUT: image[None]} for image in calibration)
+        others = sorted(tflite_operators(content) - INT8_OPERATORS)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=lambda: ([image[None]] for image in calibration),
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=others))
+        content = debugger.get_nondebug_quantized_model()
+    write_atomically(path, export_description.add_to_tflite(content, description))
 
 
 def save_onnx(module, path, opset, description):
@@ -143,21 +163,24 @@ def make_out_dir(out_dir):
 
 def export(model_path, out_dir, formats, *, opset, threads=None, calibration_voc=None):
     """Write the model at ``model_path`` in ``formats`` (FORMATS' names) and its description into
-    ``out_dir``; return {format: path}. ``onnx_int8`` is calibrated on the train split of ``calibration_voc``."""
+    ``out_dir``; return {format: path}. The int8 formats are calibrated on the train split of ``calibration_voc``."""
     unknown = [name for name in formats if name not in FORMATS]
     if unknown or not formats:
         raise InputError(f"--formats {','.join(formats)}", f"formats are {', '.join(FORMATS)} (at least one)")
     check_converters(formats)
-    if "onnx_int8" in formats and calibration_voc is None:
-        raise InputError("--formats onnx_int8", "needs --calibration-voc, the dataset whose training images set "
-                                                f"its activation ranges ({WORKFLOW_DATASET} is used when it is "
-                                                "there); or leave onnx_int8 out of --formats")
+    calibrated = [name for name in formats if name in CALIBRATED]
+    if calibrated and calibration_voc is None:
+        raise InputError(f"--formats {','.join(calibrated)}", "needs --calibration-voc, the dataset whose training "
+                                                              "images set the int8 activation ranges ("
+                                                              f"{WORKFLOW_DATASET} is used when it is there); or "
+                                                              "leave them out of --formats")
     card = read_card(model_path)
     out_dir = make_out_dir(out_dir)
     setup_device(threads)
     module, card = standalone_module(load_inference_model(model_path, card), card, model_path)
     description = export_description.describe(card, export_description.fingerprint(model_path))
     export_description.add_to_module(module, description)
+    calibration = calibration_images(calibration_voc) if calibrated else None
     written = {}
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as scratch:
         # TFLite is converted from a SavedModel: the exported one, or one made for the purpose.
@@ -169,7 +192,8 @@ def export(model_path, out_dir, formats, *, opset, threads=None, calibration_voc
                 written["savedmodel"] = saved_model
         for name in tflite:
             written[name] = out_dir / FORMAT_FILES[name]
-            save_tflite(saved_model, written[name], description, int8_weights=name == "tflite_int8")
+            save_tflite(saved_model, written[name], description,
+                        calibration=calibration if name == "tflite_int8" else None)
     if "onnx" in formats or "onnx_int8" in formats:
         float_onnx = out_dir / FILES["onnx"]
         save_onnx(module, float_onnx, opset, description)
@@ -177,7 +201,7 @@ def export(model_path, out_dir, formats, *, opset, threads=None, calibration_voc
             written["onnx"] = float_onnx
         if "onnx_int8" in formats:
             written["onnx_int8"] = out_dir / FORMAT_FILES["onnx_int8"]
-            quantize_onnx(float_onnx, written["onnx_int8"], calibration_images(calibration_voc))
+            quantize_onnx(float_onnx, written["onnx_int8"], calibration)
             if "onnx" not in formats:
                 float_onnx.unlink()
     export_description.write_json(out_dir / export_description.CARD_FILE, description)
@@ -194,7 +218,7 @@ def main(argv=None):
                         help=f"comma-separated, of {', '.join(FORMATS)} (default: config's export.formats)")
     parser.add_argument("--opset", type=int, help="ONNX operator set version (default: config's export.opset)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for TensorFlow (default: all)")
-    parser.add_argument("--calibration-voc", help="the dataset whose training images calibrate onnx_int8 "
+    parser.add_argument("--calibration-voc", help="the dataset whose training images calibrate the int8 formats "
                                                   f"(default: {WORKFLOW_DATASET}, the workflow's, when it is there)")
     parser.add_argument("--config", help="config.yaml that gives the defaults (default: ./config.yaml, else the "
                                          "project's own)")
