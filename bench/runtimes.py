@@ -13,8 +13,8 @@ wall time (frames/s) and of the process's CPU time (CPU ms per frame, which a
 shared machine disturbs less), and ratios against the Keras model at the same
 batch size, measured in the same run. Detections are compared with the Keras
 model's at batch 1 as :mod:`detflow.lib.metrics.detection_match` defines "the same". The quantised
-models (``onnx_int8``, calibrated on the dataset's training images, and ``tflite_int8``, int8 weights)
-are compared by accuracy instead: the test split's mAP@0.5 and mAP@[.5:.95] (pycocotools, as the
+models (``onnx_int8`` and ``tflite_int8``, their convolutions in int8, calibrated on the dataset's training
+images) are compared by accuracy instead: the test split's mAP@0.5 and mAP@[.5:.95] (pycocotools, as the
 evaluation stage computes its COCO metrics) of the Keras model and of each quantised model and its float
 file, printed with the differences.
 Targets: the fastest runtime at least 3.2x the Keras model at batch 1, with the same detections or, for
