@@ -19,7 +19,7 @@ rule predict_split:
         "benchmarks/predict_split/{split}.tsv"
     conda:
         "../envs/training.yaml"
-    threads: 2
+    threads: config["predict"]["threads"]
     params:
         options=section_options("predict", "score_threshold", "batch_size"),
     shell:
@@ -45,7 +45,7 @@ rule predict_video:
         "benchmarks/predict_video/{video}.tsv"
     conda:
         "../envs/training.yaml"
-    threads: 2
+    threads: config["predict"]["threads"]
     params:
         options=section_options("predict", "score_threshold", "batch_size", "video_stride"),
         events=section_options("events", "min_frames", "max_gap", "track_iou", "merge_iou"),
