@@ -138,15 +138,9 @@ def _operators_taking_int8(path):
     from tensorflow.lite.python import schema_py_generated as schema
 
     model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
-    graph = model.Subgraphs(0)
-    codes = [model.OperatorCodes(index) for index in range(model.OperatorCodesLength())]
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    taking = set()
-    for operator in map(graph.Operators, range(graph.OperatorsLength())):
-        if operator.InputsLength() and graph.Tensors(operator.Inputs(0)).Type() == schema.TensorType.INT8:
-            code = codes[operator.OpcodeIndex()]
-            taking.add(names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
-    return taking
+    graph, names = model.Subgraphs(0), export.tflite_operator_names(model)
+    return {names[operator.OpcodeIndex()] for operator in map(graph.Operators, range(graph.OperatorsLength()))
+            if operator.InputsLength() and graph.Tensors(operator.Inputs(0)).Type() == schema.TensorType.INT8}
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "tflite"])

@@ -58,34 +58,43 @@ def save_savedmodel(module, folder):
     _replace_folder(partial, folder)
 
 
-def tflite_operators(content):
-    """The builtin operator names (e.g. CONV_2D) a TFLite flatbuffer uses."""
+def tflite_operator_names(model):
+    """The builtin operator name (e.g. CONV_2D) of each operator code of a parsed TFLite ``schema.Model``,
+    in the model's order (an operator's ``OpcodeIndex()`` indexes it)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
-    model = schema.Model.GetRootAsModel(content, 0)
     names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
     codes = map(model.OperatorCodes, range(model.OperatorCodesLength()))
-    return {names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())] for code in codes}
+    return [names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())] for code in codes]
 
 
-def save_tflite(saved_model, path, description, *, calibration=None):
-    """TFLite of the SavedModel's serving signature, in TFLite's builtin operators only (the converter
-    refuses anything else: no TensorFlow "select" operators), with the description as its metadata.
-    With ``calibration`` (BGR images as the model takes them), its convolutions in int8: weights per
-    output channel, activations per tensor with their ranges from the images, and every other operator
-    left in float by TFLite's selective quantisation (its QuantizationDebugger's denylist), as
-    ``quantize_onnx`` does for ONNX: quantising the group normalisation too loses most of the accuracy."""
+def tflite_operators(content):
+    """The builtin operator names a TFLite flatbuffer uses."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return set(tflite_operator_names(schema.Model.GetRootAsModel(content, 0)))
+
+
+def convert_tflite(saved_model):
+    """The TFLite flatbuffer of the SavedModel's serving signature, in TFLite's builtin operators only (the
+    converter refuses anything else: no TensorFlow "select" operators)."""
+    return tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert()
+
+
+def quantize_tflite(saved_model, float_content, calibration):
+    """The TFLite model of ``float_content`` (converted from ``saved_model``) with its convolutions in int8:
+    weights per output channel, activations per tensor with their ranges from the ``calibration`` images (BGR
+    arrays as the model takes them), and every other operator left in float by TFLite's selective
+    quantisation (its QuantizationDebugger's denylist), as ``quantize_onnx`` does for ONNX: quantising the
+    group normalisation too loses most of the accuracy."""
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    content = converter.convert()
-    if calibration is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ({INPUT: image[None]} for image in calibration)
-        others = sorted(tflite_operators(content) - INT8_OPERATORS)
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=lambda: ([image[None]] for image in calibration),
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=others))
-        content = debugger.get_nondebug_quantized_model()
-    write_atomically(path, export_description.add_to_tflite(content, description))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ({INPUT: image[None]} for image in calibration)
+    others = sorted(tflite_operators(float_content) - INT8_OPERATORS)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=lambda: ([image[None]] for image in calibration),
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=others))
+    return debugger.get_nondebug_quantized_model()
 
 
 def save_onnx(module, path, opset, description):
@@ -190,10 +199,11 @@ def export(model_path, out_dir, formats, *, opset, threads=None, calibration_voc
             save_savedmodel(module, saved_model)
             if "savedmodel" in formats:
                 written["savedmodel"] = saved_model
+        float_tflite = convert_tflite(saved_model) if tflite else None
         for name in tflite:
             written[name] = out_dir / FORMAT_FILES[name]
-            save_tflite(saved_model, written[name], description,
-                        calibration=calibration if name == "tflite_int8" else None)
+            content = float_tflite if name == "tflite" else quantize_tflite(saved_model, float_tflite, calibration)
+            write_atomically(written[name], export_description.add_to_tflite(content, description))
     if "onnx" in formats or "onnx_int8" in formats:
         float_onnx = out_dir / FILES["onnx"]
         save_onnx(module, float_onnx, opset, description)
