@@ -3,7 +3,8 @@ rounds of "label N more frames, train a fixed budget, evaluate on the test split
 demo's per-frame truth as the person who labels.
 
 - ``today``: each training video's frames spread over time and appearance (the frames_to_label stage's
-  farthest-point sampling), ``N / videos`` more per video each round;
+  farthest-point sampling); a round's N more frames go to the videos in turn, so a video never has more
+  than one frame more than another;
 - ``random``: N frames drawn at random from the training videos' kept frames not labelled yet;
 - ``new``: the next_frames stage's choice by the previous round's model (uncertainty x novelty).
 
@@ -11,20 +12,26 @@ All three start from the same first round (today's selection, trained once from 
 budget, so that what a round adds is labels, not training time a model still needed). Each later round
 starts from the previous round's best snapshot (``train.weights``: a warm start) and trains a fixed budget.
 Validation (choosing the snapshot) and test are the demo's own val and test splits, fixed for all; only
-training frames are chosen. A strategy stops once its test mAP@0.5 reaches the target. Printed: per round
-the labels used, test mAP@0.5 and mAP@[.5:.95]; the labels each strategy first reaches the target with, and
-their ratio new / today (target: at most 0.6).
+training frames are chosen. A strategy stops once its test mAP@0.5 reaches the target.
+
+With a handful of labels a model's test mAP moves by tenths with its training seed alone, so the whole
+experiment runs once per seed (``--seeds``: the training seed of every round and the random strategy's
+draw). Printed: per seed and round the labels used, test mAP@0.5 and mAP@[.5:.95]; per strategy the labels
+it first reaches the target with, for each seed and their median; and the ratio of the medians new / today
+(target: at most 0.6).
 
 Needs the demo's outputs (frames, truth, dataset and splits): ``snakemake --cores all results/voc/splits.json``.
 
-    .venv/bin/python bench/active.py [--first 2] [--per-round 6] [--rounds 8] [--steps 100] [--target 0.9]
+    .venv/bin/python bench/active.py [--seeds 1 2 3] [--first 1] [--per-round 3] [--rounds 5] [--steps 100]
 """
 import argparse
 import csv
 import json
+import math
 import random
 import resource
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -63,10 +70,14 @@ def pool(videos):
     return frames
 
 
-def today(videos, per_video, work):
-    """Image ids of today's selection: ``per_video`` frames of each video by farthest-point sampling."""
+def today(videos, labels, work):
+    """Image ids of today's selection of ``labels`` frames: each video's frames by farthest-point sampling,
+    the videos taking the frames in turn (the sampling is greedy, so a video's frames only ever grow)."""
     chosen = set()
-    for video in videos:
+    for number, video in enumerate(videos):
+        per_video = labels // len(videos) + (number < labels % len(videos))
+        if not per_video:
+            continue
         out = work / "today" / f"{video}_{per_video}.csv"
         out.parent.mkdir(parents=True, exist_ok=True)
         select_frames(RESULTS / "frames" / f"{video}.csv", RESULTS / "frames" / video, out,
@@ -136,29 +147,29 @@ def model_choice(card, model, frames, labelled, count, score_threshold):
     return {candidates[pick.index] for pick in picks}
 
 
-def run_strategy(name, first, frames, videos, args, config, base, work, rounds):
+def run_strategy(name, first, frames, videos, args, config, base, work, rounds, seed):
     """Rounds of one strategy after the shared first round; appends (labels, mAP@0.5, mAP@[.5:.95], CPU-s)."""
     labelled, (model_path, snapshot, card, model) = set(first["labelled"]), first["model"]
-    generator = random.Random(args.seed)
+    generator = random.Random(seed)
     for number in range(2, args.rounds + 1):
         if rounds[-1][1] >= args.target:
             break
         if name == "today":
-            added = today(videos, args.first + (number - 1) * args.per_round // len(videos), work) - labelled
+            added = today(videos, len(labelled) + args.per_round, work) - labelled
         elif name == "random":
             added = set(generator.sample(sorted(set(frames) - labelled), args.per_round))
         else:
             added = model_choice(card, model, frames, labelled, args.per_round, config["prelabel"]["score_threshold"])
         labelled |= added
-        folder = work / f"{name}{number}"
+        folder = work / f"{name}{seed}_{number}"
         voc = voc_for(labelled, frames, folder)
-        settings = Settings.from_config({**base, "weights": str(snapshot), "epochs": args.epochs,
+        settings = Settings.from_config({**base, "seed": seed, "weights": str(snapshot), "epochs": args.epochs,
                                          "steps": args.steps, "warmup_steps": args.warmup,
                                          "learning_rate": args.learning_rate})
         model_path, snapshot, cpu = train_round(voc, folder, settings, config)
         map50, map5095, card, model = test_maps(model_path, voc, config)
         rounds.append((len(labelled), map50, map5095, cpu))
-        print(f"{name} round {number}: {len(labelled)} labels, test mAP@0.5 {map50:.3f}, mAP@[.5:.95] "
+        print(f"seed {seed}, {name} round {number}: {len(labelled)} labels, test mAP@0.5 {map50:.3f}, mAP@[.5:.95] "
               f"{map5095:.3f} ({cpu:.0f} CPU-s)", flush=True)
 
 
@@ -168,17 +179,18 @@ def labels_to_reach(rounds, target):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--first", type=int, default=2, help="frames per training video in the first round")
-    parser.add_argument("--per-round", type=int, default=6, help="frames labelled in each later round")
-    parser.add_argument("--rounds", type=int, default=8, help="rounds at most, the first included")
+    parser.add_argument("--first", type=int, default=1, help="frames per training video in the first round")
+    parser.add_argument("--per-round", type=int, default=3, help="frames labelled in each later round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds at most, the first included")
     parser.add_argument("--first-epochs", type=int, default=10,
-                        help="epochs of the first round, from scratch (the demo's budget: it learns what 12 labels teach)")
+                        help="epochs of the first round, from scratch (the demo's whole budget)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs of each later round (warm start)")
     parser.add_argument("--steps", type=int, default=100, help="steps per epoch in every round")
     parser.add_argument("--warmup", type=int, default=20, help="warm-up steps of the later rounds")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="peak rate of the later rounds")
     parser.add_argument("--target", type=float, default=0.9, help="test mAP@0.5 a strategy must reach")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the random strategy")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
+                        help="training seeds (and random draws): the whole experiment runs once per seed")
     parser.add_argument("--only", nargs="*", choices=STRATEGIES, default=list(STRATEGIES))
     args = parser.parse_args()
     if not (VOC / "ImageSets" / "Main" / "test.txt").is_file():
@@ -191,31 +203,58 @@ def main():
           f"val and test: the demo's own splits", flush=True)
     setup_device(base["threads"])
     started = time.time()
+    results = {}
     with tempfile.TemporaryDirectory() as temporary:
-        work = Path(temporary)
-        labelled = today(videos, args.first, work)
-        voc = voc_for(labelled, frames, work / "first")
-        settings = Settings.from_config({**base, "epochs": args.first_epochs, "steps": args.steps})
-        model_path, snapshot, cpu = train_round(voc, work / "first", settings, config)
-        map50, map5095, card, model = test_maps(model_path, voc, config)
-        print(f"first round (all strategies): {len(labelled)} labels, test mAP@0.5 {map50:.3f}, "
-              f"mAP@[.5:.95] {map5095:.3f} ({cpu:.0f} CPU-s)", flush=True)
-        first = {"labelled": labelled, "model": (model_path, snapshot, card, model)}
-        results = {}
-        for name in args.only:
-            results[name] = [(len(labelled), map50, map5095, cpu)]
-            run_strategy(name, first, frames, videos, args, config, base, work, results[name])
-    print(f"\n{'strategy':<8} " + " ".join(f"{'round ' + str(i + 1):>18}" for i in range(args.rounds)))
-    for name, rounds in results.items():
-        print(f"{name:<8} " + " ".join(f"{labels:>4} {map50:.3f}/{map5095:.3f}" for labels, map50, map5095, _ in
-                                       rounds))
-    needed = {name: labels_to_reach(rounds, args.target) for name, rounds in results.items()}
-    for name, labels in needed.items():
-        reached = f"first with {labels} labels" if labels else f"not within {results[name][-1][0]} labels"
-        print(f"{name}: test mAP@0.5 >= {args.target} {reached}")
-    if needed.get("new") and needed.get("today"):
-        print(f"labels new / today: {needed['new'] / needed['today']:.2f} (target <= 0.6)")
-    print(json.dumps({"needed": needed, "rounds": results, "minutes": round((time.time() - started) / 60, 1)}))
+        for seed in args.seeds:
+            results[seed] = run_seed(seed, frames, videos, args, config, base, Path(temporary) / f"seed{seed}")
+    report(results, args)
+    print(json.dumps({"rounds": results, "minutes": round((time.time() - started) / 60, 1)}))
+
+
+def run_seed(seed, frames, videos, args, config, base, work):
+    """The shared first round and every strategy's rounds with one training seed: {strategy: rounds}."""
+    labelled = today(videos, args.first * len(videos), work)
+    voc = voc_for(labelled, frames, work / "first")
+    settings = Settings.from_config({**base, "seed": seed, "epochs": args.first_epochs, "steps": args.steps})
+    model_path, snapshot, cpu = train_round(voc, work / "first", settings, config)
+    map50, map5095, card, model = test_maps(model_path, voc, config)
+    print(f"seed {seed}, first round (all strategies): {len(labelled)} labels, test mAP@0.5 {map50:.3f}, "
+          f"mAP@[.5:.95] {map5095:.3f} ({cpu:.0f} CPU-s)", flush=True)
+    first = {"labelled": labelled, "model": (model_path, snapshot, card, model)}
+    results = {}
+    for name in args.only:
+        results[name] = [(len(labelled), map50, map5095, cpu)]
+        run_strategy(name, first, frames, videos, args, config, base, work, results[name], seed)
+    return results
+
+
+def report(results, args):
+    """Per seed the rounds, per strategy the labels it needed, their medians and the ratio new / today."""
+    for seed, strategies in results.items():
+        print(f"\nseed {seed}: labels test-mAP@0.5/mAP@[.5:.95] per round")
+        for name, rounds in strategies.items():
+            print(f"{name:<8} " + " ".join(f"{labels:>4} {map50:.3f}/{map5095:.3f}"
+                                           for labels, map50, map5095, _ in rounds))
+    print(f"\nlabels to first reach test mAP@0.5 {args.target} (- : not within the rounds)")
+    medians = {}
+    for name in args.only:
+        needed = [labels_to_reach(strategies[name], args.target) for strategies in results.values()]
+        medians[name] = statistics.median(math.inf if labels is None else labels for labels in needed)
+        median = "-" if math.isinf(medians[name]) else f"{medians[name]:g}"
+        print(f"{name:<8} seeds {' '.join(str(labels or '-') for labels in needed)}: median {median}")
+    if "new" in medians and "today" in medians:
+        print(f"labels new / today (medians, target <= 0.6): {ratio(medians['new'], medians['today'], results, args)}")
+
+
+def ratio(new, today, results, args):
+    """new / today as text; where today never reached the target, the most it can be (today needing one
+    round more than it ran)."""
+    if math.isinf(new):
+        return "- (new did not reach the target)"
+    if math.isinf(today):
+        most = max(rounds[-1][0] for strategies in results.values() for rounds in strategies.values())
+        return f"at most {new / (most + args.per_round):.2f} (today did not reach the target within {most} labels)"
+    return f"{new / today:.2f}"
 
 
 if __name__ == "__main__":
