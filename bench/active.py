@@ -252,7 +252,7 @@ def ratio(new, today, results, args):
     if math.isinf(new):
         return "- (new did not reach the target)"
     if math.isinf(today):
-        most = max(rounds[-1][0] for strategies in results.values() for rounds in strategies.values())
+        most = max(strategies["today"][-1][0] for strategies in results.values())
         return f"at most {new / (most + args.per_round):.2f} (today did not reach the target within {most} labels)"
     return f"{new / today:.2f}"
 
