@@ -6,7 +6,8 @@ demo's per-frame truth as the person who labels.
   farthest-point sampling); a round's N more frames go to the videos in turn, so a video never has more
   than one frame more than another;
 - ``random``: N frames drawn at random from the training videos' kept frames not labelled yet;
-- ``new``: the next_frames stage's choice by the previous round's model (uncertainty x novelty).
+- ``new``: the next_frames stage's choice by the previous round's model (uncertainty x novelty in
+  appearance and time).
 
 All three start from the same first round (today's selection, trained once from scratch for the demo's whole
 budget, so that what a round adds is labels, not training time a model still needed). Each later round
@@ -36,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from detflow import best_snapshot, convert, evaluate, next_frames
@@ -45,6 +47,7 @@ from detflow.lib.data.frame_lists import SELECTION_COLUMNS, read_kept_frames
 from detflow.lib.data.videos import frame_id
 from detflow.lib.data.voc_tree import VocTree
 from detflow.lib.inference.detector import frame_reader, load_checked_model
+from detflow.lib.labelling.frame_points import frame_points
 from detflow.lib.labelling.next_frames import choose
 from detflow.lib.model.device import setup_device
 from detflow.lib.training.settings import Settings
@@ -137,19 +140,21 @@ def test_maps(model_path, voc, config):
     return metrics["mAP"], metrics["mAP_50_95"], card, model
 
 
-def model_choice(card, model, frames, labelled, count, score_threshold):
-    """The next_frames stage's choice among the frames not labelled yet."""
-    read = frame_reader(model, card)
-    candidates = [image_id for image_id in sorted(frames) if image_id not in labelled]
-    measured = next_frames.measure(read, [frames[i][3] for i in candidates], score_threshold)
-    known = next_frames.known_features(read, [frames[i][3] for i in sorted(labelled)])
-    picks = choose([item[0] for item in measured], [item[3] for item in measured], known, count)
+def model_choice(card, model, frames, points, labelled, count, score_threshold):
+    """The next_frames stage's choice among the frames not labelled yet (``points``: frame_points of
+    ``frames``, in their order)."""
+    known = np.array([image_id in labelled for image_id in frames], bool)
+    candidates = [image_id for image_id, is_known in zip(frames, known) if not is_known]
+    measured = next_frames.measure(frame_reader(model, card), [frames[i][3] for i in candidates], score_threshold)
+    picks = choose([item[0] for item in measured], points[~known], points[known], count)
     return {candidates[pick.index] for pick in picks}
 
 
 def run_strategy(name, first, frames, videos, args, config, base, work, rounds, seed):
     """Rounds of one strategy after the shared first round; appends (labels, mAP@0.5, mAP@[.5:.95], CPU-s)."""
     labelled, (model_path, snapshot, card, model) = set(first["labelled"]), first["model"]
+    points = frame_points([path for *_, path in frames.values()], [seconds for _, _, seconds, _ in frames.values()],
+                          [video for video, *_ in frames.values()])
     generator = random.Random(seed)
     for number in range(2, args.rounds + 1):
         if rounds[-1][1] >= args.target:
@@ -159,7 +164,8 @@ def run_strategy(name, first, frames, videos, args, config, base, work, rounds, 
         elif name == "random":
             added = set(generator.sample(sorted(set(frames) - labelled), args.per_round))
         else:
-            added = model_choice(card, model, frames, labelled, args.per_round, config["prelabel"]["score_threshold"])
+            added = model_choice(card, model, frames, points, labelled, args.per_round,
+                                 config["prelabel"]["score_threshold"])
         labelled |= added
         folder = work / f"{name}{seed}_{number}"
         voc = voc_for(labelled, frames, folder)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from detflow.frames import extract_frames
-from detflow.frames_to_label import farthest_point_order, labelling_folder, select_frames
+from detflow.frames_to_label import labelling_folder, select_frames
 from detflow.lib.cli import InputError
+from detflow.lib.labelling.frame_points import farthest_point_order
 from helpers.media import EVERY_FRAME, file_hashes, write_video
 
 

@@ -2,7 +2,8 @@
 
 Choosing (:func:`select_frames`): among a video's kept frames, farthest-point
 sampling on a descriptor made of a tiny colour thumbnail (appearance) and the
-frame's timestamp (time), each part scaled to unit spread. It starts from the
+frame's timestamp (time), each part scaled to unit spread
+(:mod:`detflow.lib.labelling.frame_points`). It starts from the
 first frame and repeatedly takes the frame least like everything chosen so
 far, so the chosen frames cover both the whole video and its different looks
 (lighting, background, poses) instead of many near-identical neighbours. It is
@@ -20,42 +21,11 @@ import shlex
 import shutil
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from detflow.lib.cli import InputError, prog, run
 from detflow.lib.data.frame_lists import SELECTION_COLUMNS, read_kept_frames, read_selection
+from detflow.lib.labelling.frame_points import farthest_point_order, frame_points
 
 log = logging.getLogger(__name__)
-
-DESCRIPTOR_SIZE = (16, 12)
-
-
-def appearance(image_path):
-    """Tiny Lab-colour thumbnail of an image, flattened."""
-    image = cv2.imread(str(image_path), cv2.IMREAD_REDUCED_COLOR_4)
-    if image is None:
-        raise InputError(image_path, "frame is missing or not a readable image")
-    small = cv2.resize(image, DESCRIPTOR_SIZE, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2Lab).astype(np.float64).ravel()
-
-
-def _unit_spread(values):
-    """Centre ``values`` (n x d) and scale them so that the mean squared distance to the centre is 1."""
-    centred = values - values.mean(axis=0)
-    spread = np.sqrt(np.mean(np.sum(centred ** 2, axis=1)))
-    return centred / spread if spread > 0 else centred
-
-
-def farthest_point_order(points, count):
-    """Indices of ``count`` points chosen by farthest-point sampling, starting from point 0."""
-    chosen = [0]
-    distance = np.linalg.norm(points - points[0], axis=1)
-    while len(chosen) < min(count, len(points)):
-        best = int(np.argmax(distance))
-        chosen.append(best)
-        distance = np.minimum(distance, np.linalg.norm(points - points[best], axis=1))
-    return chosen
 
 
 def select_frames(manifest, frames_dir, out_csv, *, frames_per_video):
@@ -63,9 +33,7 @@ def select_frames(manifest, frames_dir, out_csv, *, frames_per_video):
     frames = read_kept_frames(manifest)
     if not frames:
         raise InputError(manifest, "no kept frames to choose from")
-    descriptors = np.stack([appearance(Path(frames_dir) / file) for _, _, file in frames])
-    times = np.array([[timestamp] for _, timestamp, _ in frames])
-    points = np.hstack([_unit_spread(descriptors), _unit_spread(times)])
+    points = frame_points([Path(frames_dir) / file for _, _, file in frames], [seconds for _, seconds, _ in frames])
     chosen = sorted(farthest_point_order(points, frames_per_video))
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)

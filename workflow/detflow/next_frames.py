@@ -30,6 +30,7 @@ from detflow.lib.data.videos import frame_id
 from detflow.lib.files import write_atomically
 from detflow.lib.inference.detector import Detection, frame_reader, load_checked_model
 from detflow.lib.labelling.drafts import write_draft
+from detflow.lib.labelling.frame_points import frame_points
 from detflow.lib.labelling.next_frames import choose, mirror_disagreement, mirrored, score_entropy, uncertainty
 from detflow.lib.progress import Progress
 
@@ -58,32 +59,22 @@ def _read(path):
 
 
 def measure(read, paths, score_threshold):
-    """For each frame: (uncertainty, score entropy, mirror disagreement, features, its boxes at
-    ``score_threshold`` as Detections' parts, the image), read with ``read`` (detector.frame_reader)."""
+    """For each frame: (uncertainty, score entropy, mirror disagreement, its boxes at ``score_threshold`` as
+    Detections' parts, the image), read with ``read`` (detector.frame_reader)."""
     measured = []
     with Progress("scoring frames", len(paths), "frames") as meter:
         for path in paths:
             image = _read(path)
-            boxes, scores, labels, features = read(image)
-            mirror_boxes, mirror_scores, mirror_labels, _ = read(np.ascontiguousarray(image[:, ::-1]))
+            boxes, scores, labels = read(image)
+            mirror_boxes, mirror_scores, mirror_labels = read(np.ascontiguousarray(image[:, ::-1]))
             entropy = score_entropy(scores)
             disagreement = mirror_disagreement(
                 (boxes, scores, labels), (mirrored(mirror_boxes, image.shape[1]), mirror_scores, mirror_labels))
             kept = scores >= score_threshold
-            measured.append((uncertainty(entropy, disagreement), entropy, disagreement, features,
+            measured.append((uncertainty(entropy, disagreement), entropy, disagreement,
                              (boxes[kept], scores[kept], labels[kept]), image))
             meter.update()
     return measured
-
-
-def known_features(read, paths):
-    """The features of frames labelled or chosen already, against which novelty is measured."""
-    with Progress("describing known frames", len(paths), "frames") as meter:
-        features = []
-        for path in paths:
-            features.append(read(_read(path))[3])
-            meter.update()
-    return np.array(features)
 
 
 def _append_csv(path, columns, rows):
@@ -105,22 +96,22 @@ def next_round(report):
 def next_frames(read, card, *, manifests, frame_dirs, selections, selection_frame_dirs, annotations_dir,
                 added_dir, report, labelling_images, drafts_dir, batch, score_threshold):
     """Choose and add the next ``batch`` frames to label; return the report's rows of this round."""
-    chosen = chosen_frames(selections, selection_frame_dirs)
     labelled = labelled_image_ids(annotations_dir)
-    known = {image_id: path for image_id, _, path in chosen}
-    known.update({frame_id(path): path for _, _, _, path in candidate_frames(manifests, frame_dirs, set())
-                  if frame_id(path) in labelled})
-    candidates = candidate_frames(manifests, frame_dirs, set(known))
-    if not candidates:
+    taken = labelled | {image_id for image_id, _, _ in chosen_frames(selections, selection_frame_dirs)}
+    frames = candidate_frames(manifests, frame_dirs, set())
+    is_known = np.array([frame_id(path) in taken for *_, path in frames], bool)
+    if is_known.all():
         raise InputError(added_dir, "every kept frame is labelled or chosen already: there is nothing left to choose")
+    points = frame_points([path for *_, path in frames], [seconds for _, _, seconds, _ in frames],
+                          [video for video, *_ in frames])
+    candidates = [frame for frame, known in zip(frames, is_known) if not known]
     measured = measure(read, [path for *_, path in candidates], score_threshold)
-    picks = choose([item[0] for item in measured], [item[3] for item in measured],
-                   known_features(read, list(known.values())), batch)
+    picks = choose([item[0] for item in measured], points[~is_known], points[is_known], batch)
     number, rows = next_round(report), []
     names = dict(enumerate(card.classes))
     for rank, pick in enumerate(picks, 1):
         video, index, seconds, path = candidates[pick.index]
-        _, entropy, disagreement, _, (boxes, scores, labels), image = measured[pick.index]
+        _, entropy, disagreement, (boxes, scores, labels), image = measured[pick.index]
         detections = [Detection(int(label), names[int(label)], float(score), tuple(map(float, box)))
                       for box, score, label in zip(boxes, scores, labels)]
         _add(video, index, seconds, path, image, detections, added_dir, labelling_images, drafts_dir, labelled)
@@ -129,7 +120,7 @@ def next_frames(read, card, *, manifests, frame_dirs, selections, selection_fram
                      len(detections)))
     _append_csv(report, REPORT_COLUMNS, rows)
     log.info("round %d: %d frames added for labelling of %d candidates (%d known)", number, len(rows),
-             len(candidates), len(known))
+             len(candidates), int(is_known.sum()))
     return rows
 
 

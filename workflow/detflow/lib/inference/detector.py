@@ -142,22 +142,18 @@ def _keras_detections(model):
     return detections
 
 
-def frame_reader(model, card, levels=("P4", "P5")):
+def frame_reader(model, card):
     """A function from a BGR image to what the Keras inference ``model`` makes of it: its boxes (in the
-    image's pixels), scores and labels, every one the model returns (scores at least its floor), and a
-    feature vector, the mean of the FPN ``levels`` over the image, which describes what the model sees
-    (for telling frames apart: detflow.lib.labelling.next_frames)."""
+    image's pixels), scores and labels, every one the model returns (scores at least its floor)."""
     preprocess = retinanet.backbone(card.backbone).preprocess_image
-    pooled = [tf.keras.layers.GlobalAveragePooling2D()(model.get_layer(level).output) for level in levels]
-    inner = tf.keras.Model(model.inputs, [*model.outputs[:3], tf.keras.layers.Concatenate()(pooled)])
-    run = tf.function(lambda batch: inner(batch, training=False), reduce_retracing=True)
+    run = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
 
     def read(image):
         network_input, scale = resize_image(preprocess(image), min_side=card.image_min_side,
                                             max_side=card.image_max_side)
-        boxes, scores, labels, features = (output.numpy()[0] for output in run(tf.constant(network_input[None])))
+        boxes, scores, labels = (output.numpy()[0] for output in run(tf.constant(network_input[None]))[:3])
         kept = scores >= 0  # FilterDetections pads with -1
-        return boxes[kept] / scale, scores[kept], labels[kept], features
+        return boxes[kept] / scale, scores[kept], labels[kept]
 
     return read
 

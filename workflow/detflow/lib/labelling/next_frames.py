@@ -14,11 +14,12 @@ keras-retinanet's 0.05):
   detection", 2022), with the flip as the augmentation.
 
 The uncertainty is the mean of the two, with a small floor so that a frame where the model sees nothing
-at all can still be chosen for being new. Novelty is the distance of a frame's feature vector (the mean
-of the model's FPN levels over the image, unit length) to the nearest frame labelled or chosen already:
-the core-set view (Sener and Savarese, 2018). Frames are taken greedily by uncertainty x novelty, the
-novelty updated after each pick, so that twenty near-identical uncertain frames are not all taken
-(uncertainty-weighted diversity, as in Zhdanov's "Diverse mini-batch active learning", 2019).
+at all can still be chosen for being new. Novelty is the distance of a frame's point (its thumbnail and
+time: :mod:`detflow.lib.labelling.frame_points`) to the nearest frame labelled or chosen already: the
+core-set view (Sener and Savarese, 2018) on a description that does not depend on the few labels the model
+has seen. Frames are taken greedily by uncertainty x novelty, the novelty updated after each pick, so that
+twenty near-identical uncertain frames are not all taken (uncertainty-weighted diversity, as in Zhdanov's
+"Diverse mini-batch active learning", 2019).
 """
 from dataclasses import dataclass
 
@@ -77,11 +78,11 @@ def uncertainty(entropy, disagreement):
     return UNCERTAINTY_FLOOR + (1 - UNCERTAINTY_FLOOR) * (entropy + disagreement) / 2
 
 
-def unit_rows(features):
-    """Feature vectors scaled to unit length (a zero vector stays zero)."""
-    features = np.asarray(features, float)
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    return np.divide(features, norms, out=np.zeros_like(features), where=norms > 0)
+def _nearest_distance(points, others):
+    """Each point's distance to the nearest of ``others`` (|a - b|^2 = |a|^2 + |b|^2 - 2 a.b: no n x m x d
+    array for thousands of frames)."""
+    squared = (np.sum(points ** 2, axis=1)[:, None] + np.sum(others ** 2, axis=1)[None, :] - 2 * points @ others.T)
+    return np.sqrt(np.maximum(squared.min(axis=1), 0))
 
 
 @dataclass(frozen=True)
@@ -94,20 +95,18 @@ class Pick:
     score: float
 
 
-def choose(uncertainties, features, known_features, count):
-    """Greedily pick ``count`` candidates by uncertainty x novelty, the novelty (distance to the nearest
-    frame known or picked, on unit feature vectors) updated after each pick. Returns the Picks in order."""
+def choose(uncertainties, points, known_points, count):
+    """Greedily pick ``count`` candidates by uncertainty x novelty, the novelty (distance of a candidate's
+    point to the nearest point known or picked) updated after each pick. Returns the Picks in order."""
     uncertainties = np.asarray(uncertainties, float)
-    features, known = unit_rows(features), unit_rows(known_features).reshape(-1, np.shape(features)[1])
-    if len(known):
-        novelty = np.min(np.linalg.norm(features[:, None, :] - known[None, :, :], axis=2), axis=1)
-    else:
-        novelty = np.ones(len(features))
-    picks, free = [], np.ones(len(features), bool)
-    while len(picks) < min(count, len(features)):
+    points = np.asarray(points, float)
+    known = np.asarray(known_points, float).reshape(-1, points.shape[1])
+    novelty = _nearest_distance(points, known) if len(known) else np.ones(len(points))
+    picks, free = [], np.ones(len(points), bool)
+    while len(picks) < min(count, len(points)):
         scores = np.where(free, uncertainties * novelty, -np.inf)
         best = int(np.argmax(scores))
         picks.append(Pick(best, float(uncertainties[best]), float(novelty[best]), float(scores[best])))
         free[best] = False
-        novelty = np.minimum(novelty, np.linalg.norm(features - features[best], axis=1))
+        novelty = np.minimum(novelty, np.linalg.norm(points - points[best], axis=1))
     return picks
