@@ -1,18 +1,20 @@
 """The next frames to label, chosen by the model (detflow.next_frames, detflow.lib.labelling.next_frames):
-uncertainty from the model's scores and from a frame against its mirror image, novelty against what is
-labelled or chosen already, and a round that adds its frames to the labelling folder with their drafts,
+uncertainty from the model's scores and from a frame against its mirror image, novelty in look and time
+against what is labelled or chosen already in the same video, and a round that adds its frames to the labelling folder with their drafts,
 without touching a person's label."""
 import csv
 import shutil
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
 from detflow import next_frames
 from detflow.lib.data.pascal_voc import read_annotation, write_annotation
 from detflow.lib.inference.detector import frame_reader
+from detflow.lib.labelling.frame_points import THUMBNAIL_SIZE, VIDEOS_APART, frame_points
 from detflow.lib.labelling.next_frames import (
     UNCERTAINTY_FLOOR, binary_entropy, choose, mirror_disagreement, mirrored, score_entropy, uncertainty,
 )
@@ -53,6 +55,33 @@ def test_near_identical_uncertain_frames_are_not_all_chosen():
     # A frame like one labelled already is not new: the distinct one comes first.
     known = choose([0.9, 0.5], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0]], 1)
     assert [pick.index for pick in known] == [1]
+
+
+def write_frames(folder, colours):
+    """One small image per colour (BGR), a white disc on it, named frame_<n>.jpg."""
+    folder.mkdir(parents=True)
+    paths = []
+    for number, colour in enumerate(colours):
+        image = np.full((120, 160, 3), colour, np.uint8)
+        cv2.circle(image, (80, 60), 20, (255, 255, 255), -1)
+        paths.append(folder / f"frame_{number}.jpg")
+        cv2.imwrite(str(paths[-1]), image)
+    return paths
+
+
+def test_novelty_is_against_the_frames_known_of_the_same_video(tmp_path):
+    """Two videos that look alike; only the first has a frame known. Its look-alike neighbours are not new,
+    the other video's frames are, and among them the most uncertain is taken; then the other video's frame
+    of a new look, though less uncertain than a near-copy of the frame just taken."""
+    red, blue = (30, 30, 200), (200, 60, 30)
+    first = write_frames(tmp_path / "first", [red, red, red])
+    second = write_frames(tmp_path / "second", [red, red, blue])
+    points = frame_points(first + second, [0.0, 0.2, 0.4, 0.0, 0.2, 0.4], ["first"] * 3 + ["second"] * 3)
+    assert points.shape == (6, THUMBNAIL_SIZE[0] * THUMBNAIL_SIZE[1] * 3 + 1)
+    assert np.linalg.norm(points[3] - points[0]) > VIDEOS_APART / 2 > np.linalg.norm(points[2] - points[0])
+    picks = choose([0.3, 0.3, 0.9, 0.8, 0.4], points[1:], points[:1], 3)
+    assert [pick.index for pick in picks[:2]] == [2, 4]  # second's first frame, then its blue one
+    assert picks[0].novelty > VIDEOS_APART / 2 > picks[1].novelty > 0
 
 
 @pytest.fixture
