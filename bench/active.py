@@ -141,9 +141,10 @@ def test_maps(model_path, voc, config):
     return metrics["mAP"], metrics["mAP_50_95"], card, model
 
 
-def model_choice(card, model, frames, points, labelled, count, score_threshold):
-    """The next_frames stage's choice among the frames not labelled yet (``points``: frame_points of
-    ``frames``, in their order)."""
+def model_choice(card, model, frames, labelled, count, score_threshold):
+    """The next_frames stage's choice among the frames not labelled yet."""
+    points = frame_points([path for *_, path in frames.values()], [seconds for _, _, seconds, _ in frames.values()],
+                          [video for video, *_ in frames.values()])
     known = np.array([image_id in labelled for image_id in frames], bool)
     candidates = [image_id for image_id, is_known in zip(frames, known) if not is_known]
     measured = next_frames.measure(frame_reader(model, card), [frames[i][3] for i in candidates], score_threshold)
@@ -154,8 +155,6 @@ def model_choice(card, model, frames, points, labelled, count, score_threshold):
 def run_strategy(name, first, frames, videos, args, config, base, work, rounds, seed):
     """Rounds of one strategy after the shared first round; appends (labels, mAP@0.5, mAP@[.5:.95], CPU-s)."""
     labelled, (model_path, snapshot, card, model) = set(first["labelled"]), first["model"]
-    points = frame_points([path for *_, path in frames.values()], [seconds for _, _, seconds, _ in frames.values()],
-                          [video for video, *_ in frames.values()])
     generator = random.Random(seed)
     for number in range(2, args.rounds + 1):
         if rounds[-1][1] >= args.target:
@@ -165,8 +164,7 @@ def run_strategy(name, first, frames, videos, args, config, base, work, rounds, 
         elif name == "random":
             added = set(generator.sample(sorted(set(frames) - labelled), args.per_round))
         else:
-            added = model_choice(card, model, frames, points, labelled, args.per_round,
-                                 config["prelabel"]["score_threshold"])
+            added = model_choice(card, model, frames, labelled, args.per_round, config["prelabel"]["score_threshold"])
         labelled |= added
         folder = work / f"{name}{seed}_{number}"
         voc = voc_for(labelled, frames, folder)

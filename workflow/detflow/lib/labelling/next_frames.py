@@ -15,11 +15,11 @@ keras-retinanet's 0.05):
 
 The uncertainty is the mean of the two, with a small floor so that a frame where the model sees nothing
 at all can still be chosen for being new. Novelty is the distance of a frame's point (its thumbnail and
-time: :mod:`detflow.lib.labelling.frame_points`) to the nearest frame labelled or chosen already: the
-core-set view (Sener and Savarese, 2018) on a description that does not depend on the few labels the model
-has seen. Frames are taken greedily by uncertainty x novelty, the novelty updated after each pick, so that
-twenty near-identical uncertain frames are not all taken (uncertainty-weighted diversity, as in Zhdanov's
-"Diverse mini-batch active learning", 2019).
+time: :mod:`detflow.lib.labelling.frame_points`) to the nearest frame of its video labelled or chosen
+already: the core-set view (Sener and Savarese, 2018) on a description that does not depend on the few
+labels the model has seen. Frames are taken greedily by uncertainty x novelty, the novelty updated after
+each pick, so that twenty near-identical uncertain frames are not all taken (uncertainty-weighted
+diversity, as in Zhdanov's "Diverse mini-batch active learning", 2019).
 """
 from dataclasses import dataclass
 
