@@ -38,7 +38,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from detflow import best_snapshot, convert, evaluate, next_frames
@@ -48,8 +47,6 @@ from detflow.lib.data.frame_lists import SELECTION_COLUMNS, read_kept_frames
 from detflow.lib.data.videos import frame_id
 from detflow.lib.data.voc_tree import VocTree
 from detflow.lib.inference.detector import frame_reader, load_checked_model
-from detflow.lib.labelling.frame_points import frame_points
-from detflow.lib.labelling.next_frames import choose
 from detflow.lib.model.device import setup_device
 from detflow.lib.training.settings import Settings
 from detflow.train import train
@@ -143,13 +140,9 @@ def test_maps(model_path, voc, config):
 
 def model_choice(card, model, frames, labelled, count, score_threshold):
     """The next_frames stage's choice among the frames not labelled yet."""
-    points = frame_points([path for *_, path in frames.values()], [seconds for _, _, seconds, _ in frames.values()],
-                          [video for video, *_ in frames.values()])
-    known = np.array([image_id in labelled for image_id in frames], bool)
-    candidates = [image_id for image_id, is_known in zip(frames, known) if not is_known]
-    measured = next_frames.measure(frame_reader(model, card), [frames[i][3] for i in candidates], score_threshold)
-    picks = choose([item[0] for item in measured], points[~known], points[known], count)
-    return {candidates[pick.index] for pick in picks}
+    chosen = next_frames.choose_frames(frame_reader(model, card), list(frames.values()), labelled, count,
+                                       score_threshold)
+    return {frame_id(path) for (*_, path), _, _ in chosen}
 
 
 def run_strategy(name, first, frames, videos, args, config, base, work, rounds, seed):

@@ -1,7 +1,7 @@
 """The next frames to label, chosen by the model (detflow.next_frames, detflow.lib.labelling.next_frames):
 uncertainty from the model's scores and from a frame against its mirror image, novelty in look and time
-against what is labelled or chosen already in the same video, and a round that adds its frames to the labelling folder with their drafts,
-without touching a person's label."""
+against what is labelled or chosen already in the same video, and a round that adds its frames to the
+labelling folder with their drafts, without touching a person's label."""
 import csv
 import shutil
 import subprocess

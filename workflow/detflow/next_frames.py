@@ -40,14 +40,14 @@ REPORT_COLUMNS = ("round", "rank", "video", "frame_index", "timestamp_s", "file"
                   "score_entropy", "mirror_disagreement", "novelty", "boxes")
 
 
-def candidate_frames(manifests, frame_dirs, taken):
-    """[(video, frame index, seconds, path)] of every kept frame whose id is not in ``taken``."""
+def kept_frames(manifests, frame_dirs):
+    """[(video, frame index, seconds, path)] of every kept frame of every video."""
     frames = []
     for manifest, frame_dir in zip(map(Path, manifests), map(Path, frame_dirs)):
         if manifest.stem != frame_dir.name:
             raise InputError(manifest, f"does not belong to frame folder {frame_dir}")
         frames += [(manifest.stem, index, seconds, frame_dir / file) for index, seconds, file in
-                   read_kept_frames(manifest) if frame_id(file) not in taken]
+                   read_kept_frames(manifest)]
     return frames
 
 
@@ -77,6 +77,18 @@ def measure(read, paths, score_threshold):
     return measured
 
 
+def choose_frames(read, frames, taken, batch, score_threshold):
+    """Of ``frames`` (kept_frames'), the ``batch`` to label next among those whose id is not in ``taken``:
+    [(frame, Pick, its measure)], in the order chosen; novelty is against the frames taken."""
+    is_known = np.array([frame_id(path) in taken for *_, path in frames], bool)
+    points = frame_points([path for *_, path in frames], [seconds for _, _, seconds, _ in frames],
+                          [video for video, *_ in frames])
+    candidates = [frame for frame, known in zip(frames, is_known) if not known]
+    measured = measure(read, [path for *_, path in candidates], score_threshold)
+    picks = choose([item[0] for item in measured], points[~is_known], points[is_known], batch)
+    return [(candidates[pick.index], pick, measured[pick.index]) for pick in picks]
+
+
 def _append_csv(path, columns, rows):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,20 +110,15 @@ def next_frames(read, card, *, manifests, frame_dirs, selections, selection_fram
     """Choose and add the next ``batch`` frames to label; return the report's rows of this round."""
     labelled = labelled_image_ids(annotations_dir)
     taken = labelled | {image_id for image_id, _, _ in chosen_frames(selections, selection_frame_dirs)}
-    frames = candidate_frames(manifests, frame_dirs, set())
-    is_known = np.array([frame_id(path) in taken for *_, path in frames], bool)
-    if is_known.all():
+    frames = kept_frames(manifests, frame_dirs)
+    candidates = sum(frame_id(path) not in taken for *_, path in frames)
+    if not candidates:
         raise InputError(added_dir, "every kept frame is labelled or chosen already: there is nothing left to choose")
-    points = frame_points([path for *_, path in frames], [seconds for _, _, seconds, _ in frames],
-                          [video for video, *_ in frames])
-    candidates = [frame for frame, known in zip(frames, is_known) if not known]
-    measured = measure(read, [path for *_, path in candidates], score_threshold)
-    picks = choose([item[0] for item in measured], points[~is_known], points[is_known], batch)
     number, rows = next_round(report), []
     names = dict(enumerate(card.classes))
-    for rank, pick in enumerate(picks, 1):
-        video, index, seconds, path = candidates[pick.index]
-        _, entropy, disagreement, (boxes, scores, labels), image = measured[pick.index]
+    for rank, (frame, pick, measured) in enumerate(choose_frames(read, frames, taken, batch, score_threshold), 1):
+        video, index, seconds, path = frame
+        _, entropy, disagreement, (boxes, scores, labels), image = measured
         detections = [Detection(int(label), names[int(label)], float(score), tuple(map(float, box)))
                       for box, score, label in zip(boxes, scores, labels)]
         _add(video, index, seconds, path, image, detections, added_dir, labelling_images, drafts_dir, labelled)
@@ -120,7 +127,7 @@ def next_frames(read, card, *, manifests, frame_dirs, selections, selection_fram
                      len(detections)))
     _append_csv(report, REPORT_COLUMNS, rows)
     log.info("round %d: %d frames added for labelling of %d candidates (%d known)", number, len(rows),
-             len(candidates), int(is_known.sum()))
+             candidates, len(frames) - candidates)
     return rows
 
 
