@@ -22,8 +22,10 @@ draw). The seeds' first rounds, then each seed's strategies, run side by side in
 get through about 1.6 times the work of one two-thread training. A seed's figures repeat for the same
 number of threads per worker.
 
-Printed: per seed and round the labels used, test mAP@0.5 and mAP@[.5:.95]; per seed each strategy's mean
-test mAP@0.5 over the later rounds (how high its learning curve runs, not only where it crosses the
+Printed: per seed and round the labels used, test mAP@0.5 and mAP@[.5:.95], and how much the last model
+missed on the frames the round added (the mean over their true boxes of 1 - the best score x IoU of the
+model's boxes of that class: 0, every hand found, tight and sure; 1, not found at all); per seed each
+strategy's mean test mAP@0.5 over the later rounds (how high its learning curve runs, not only where it crosses the
 target); per strategy the labels it first reaches the target with, for each seed and their median; and the
 ratio of the medians new / today (target: at most 0.6).
 
@@ -46,15 +48,19 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import cv2
+import numpy as np
 import tensorflow as tf
 
 from detflow import best_snapshot, convert, evaluate, next_frames
 from detflow.demo_labeller import write_demo_labels
 from detflow.frames_to_label import select_frames
 from detflow.lib.data.frame_lists import SELECTION_COLUMNS, read_kept_frames
+from detflow.lib.data.gesture_truth import read_truth
 from detflow.lib.data.videos import frame_id
 from detflow.lib.data.voc_tree import VocTree
 from detflow.lib.inference.detector import frame_reader, load_checked_model
+from detflow.lib.metrics.boxes import iou_matrix
 from detflow.lib.model.device import setup_device
 from detflow.lib.training.settings import Settings
 from detflow.train import train
@@ -146,6 +152,22 @@ def test_maps(model_path, voc, config):
     return metrics["mAP"], metrics["mAP_50_95"]
 
 
+def missed(model_path, added, frames, classes):
+    """How much the model at ``model_path`` missed on the ``added`` frames, by the demo's truth: the mean over
+    their true boxes of 1 - the best score x IoU of the model's boxes of the box's class."""
+    card, model = load_checked_model(model_path)
+    read = frame_reader(model, card)
+    misses = []
+    for image_id in added:
+        video, index, _, path = frames[image_id]
+        boxes, scores, labels = read(cv2.imread(str(path)))
+        for name, *box in read_truth(RESULTS / "demo" / "truth" / f"{video}.csv").get(index, []):
+            same = labels == classes.index(name)
+            found = iou_matrix(np.array(box, float), boxes[same])[0] * scores[same] if same.any() else [0.0]
+            misses.append(1 - float(np.max(found)))
+    return statistics.mean(misses) if misses else 0.0
+
+
 def model_choice(model_path, frames, labelled, count, score_threshold):
     """The next_frames stage's choice, by the model at ``model_path``, among the frames not labelled yet."""
     card, model = load_checked_model(model_path)
@@ -165,11 +187,12 @@ def first_round(seed, frames, videos, args, config, base, work):
     print(f"seed {seed}, first round (all strategies): {len(labelled)} labels, test mAP@0.5 {map50:.3f}, "
           f"mAP@[.5:.95] {map5095:.3f} ({cpu:.0f} CPU-s)", flush=True)
     return {"labelled": labelled, "model": model_path, "snapshot": snapshot,
-            "round": (len(labelled), map50, map5095, cpu)}
+            "round": (len(labelled), map50, map5095, cpu, None)}
 
 
 def run_strategy(name, seed, first, frames, videos, args, config, base, work):
-    """One strategy's rounds from the shared first round: [(labels, mAP@0.5, mAP@[.5:.95], CPU-s)]."""
+    """One strategy's rounds from the shared first round: [(labels, mAP@0.5, mAP@[.5:.95], CPU-s, how much
+    the last model missed on the frames added; None for the first round)]."""
     labelled, model_path, snapshot = set(first["labelled"]), first["model"], first["snapshot"]
     rounds = [first["round"]]
     generator = random.Random(seed)
@@ -182,6 +205,7 @@ def run_strategy(name, seed, first, frames, videos, args, config, base, work):
             added = set(generator.sample(sorted(set(frames) - labelled), args.per_round))
         else:
             added = model_choice(model_path, frames, labelled, args.per_round, config["prelabel"]["score_threshold"])
+        miss = missed(model_path, added, frames, config["classes"])
         labelled |= added
         folder = work / f"{name}{seed}_{number}"
         voc = voc_for(labelled, frames, folder)
@@ -190,14 +214,14 @@ def run_strategy(name, seed, first, frames, videos, args, config, base, work):
                                          "learning_rate": args.learning_rate})
         model_path, snapshot, cpu = train_round(voc, folder, settings, config)
         map50, map5095 = test_maps(model_path, voc, config)
-        rounds.append((len(labelled), map50, map5095, cpu))
-        print(f"seed {seed}, {name} round {number}: {len(labelled)} labels, test mAP@0.5 {map50:.3f}, mAP@[.5:.95] "
-              f"{map5095:.3f} ({cpu:.0f} CPU-s)", flush=True)
+        rounds.append((len(labelled), map50, map5095, cpu, miss))
+        print(f"seed {seed}, {name} round {number}: {len(labelled)} labels (the last model missed {miss:.2f} on those "
+              f"added), test mAP@0.5 {map50:.3f}, mAP@[.5:.95] {map5095:.3f} ({cpu:.0f} CPU-s)", flush=True)
     return rounds
 
 
 def labels_to_reach(rounds, target):
-    return next((labels for labels, map50, _, _ in rounds if map50 >= target), None)
+    return next((labels for labels, map50, *_ in rounds if map50 >= target), None)
 
 
 def main():
@@ -207,7 +231,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5, help="rounds at most, the first included")
     parser.add_argument("--first-epochs", type=int, default=10,
                         help="epochs of the first round, from scratch (the demo's whole budget)")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs of each later round (warm start)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs of each later round (warm start)")
     parser.add_argument("--steps", type=int, default=100, help="steps per epoch in every round")
     parser.add_argument("--warmup", type=int, default=20, help="warm-up steps of the later rounds")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="peak rate of the later rounds")
@@ -250,13 +274,18 @@ def main():
 def report(results, args):
     """Per seed the rounds, per strategy the labels it needed, their medians and the ratio new / today."""
     for seed, strategies in results.items():
-        print(f"\nseed {seed}: labels test-mAP@0.5/mAP@[.5:.95] per round")
+        print(f"\nseed {seed}: labels test-mAP@0.5/mAP@[.5:.95] (missed on those added) per round")
         for name, rounds in strategies.items():
-            print(f"{name:<8} " + " ".join(f"{labels:>4} {map50:.3f}/{map5095:.3f}"
-                                           for labels, map50, map5095, _ in rounds))
+            print(f"{name:<8} " + " ".join(f"{labels:>4} {map50:.3f}/{map5095:.3f}" + ("" if miss is None else
+                                                                                        f" ({miss:.2f})")
+                                           for labels, map50, map5095, _, miss in rounds))
     print("\nmean test mAP@0.5 over the later rounds every strategy ran (the learning curve's height)")
     for seed, strategies in results.items():
         print(f"seed {seed}: {curve_means(strategies)}")
+    print("\nmean of how much the last model missed on the frames each strategy added (1: not found at all)")
+    for seed, strategies in results.items():
+        print(f"seed {seed}: " + ", ".join(f"{name} {statistics.mean(miss for *_, miss in rounds[1:]):.2f}"
+                                           for name, rounds in strategies.items() if rounds[1:]))
     print(f"\nlabels to first reach test mAP@0.5 {args.target} (- : not within the rounds)")
     medians = {}
     for name in args.only:
@@ -271,7 +300,7 @@ def report(results, args):
 def curve_means(strategies):
     """Each strategy's mean test mAP@0.5 over the label counts after the shared first round that every
     strategy reached, as text (none where one stopped at the first round)."""
-    later = [{labels: map50 for labels, map50, _, _ in rounds[1:]} for rounds in strategies.values()]
+    later = [{labels: map50 for labels, map50, *_ in rounds[1:]} for rounds in strategies.values()]
     common = sorted(set.intersection(*(set(labels) for labels in later)))
     if not common:
         return "- (a strategy reached the target in the first round)"
