@@ -18,9 +18,9 @@ training frames are chosen. A strategy stops once its test mAP@0.5 reaches the t
 With a handful of labels a model's test mAP moves by tenths with its training seed alone, so the whole
 experiment runs once per seed (``--seeds``: the training seed of every round and the random strategy's
 draw). The seeds' first rounds, then each seed's strategies, run side by side in ``--workers`` processes
-(default: one per CPU core, each training on its share of the cores): on 2 cores two one-thread trainings
-get through about 1.6 times the work of one two-thread training. A seed's figures repeat for the same
-number of threads per worker.
+(default: one per CPU core, each training on its share of the cores). On 2 cores two one-thread trainings
+are no faster than one two-thread training; the gain is in the evaluation, conversion and frame scoring
+between trainings, which use one core. A seed's figures repeat for the same number of threads per worker.
 
 Printed: per seed and round the labels used, test mAP@0.5 and mAP@[.5:.95], and how much the last model
 missed on the frames the round added (the mean over their true boxes of 1 - the best score x IoU of the
