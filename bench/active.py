@@ -149,30 +149,29 @@ def train_round(voc, folder, settings, config):
 def test_maps(model_path, voc, config):
     card, model = load_checked_model(model_path)
     metrics, _ = evaluate.evaluate_split(model, card, voc, "test", **config["evaluate"])
-    return metrics["mAP"], metrics["mAP_50_95"]
+    return metrics["mAP"], metrics["mAP_50_95"], card, model
 
 
-def missed(model_path, added, frames, classes):
-    """How much the model at ``model_path`` missed on the ``added`` frames, by the demo's truth: the mean over
-    their true boxes of 1 - the best score x IoU of the model's boxes of the box's class."""
-    card, model = load_checked_model(model_path)
-    read = frame_reader(model, card)
-    misses = []
-    for image_id in added:
+def missed(read, added, frames, classes):
+    """How much the model that ``read`` runs (detector.frame_reader) missed on the ``added`` frames, by the
+    demo's truth: the mean over their true boxes of 1 - the best score x IoU of the model's boxes of the box's
+    class."""
+    truths, misses = {}, []
+    for image_id in sorted(added):
         video, index, _, path = frames[image_id]
+        if video not in truths:
+            truths[video] = read_truth(RESULTS / "demo" / "truth" / f"{video}.csv")
         boxes, scores, labels = read(cv2.imread(str(path)))
-        for name, *box in read_truth(RESULTS / "demo" / "truth" / f"{video}.csv").get(index, []):
+        for name, *box in truths[video].get(index, []):
             same = labels == classes.index(name)
             found = iou_matrix(np.array(box, float), boxes[same])[0] * scores[same] if same.any() else [0.0]
             misses.append(1 - float(np.max(found)))
     return statistics.mean(misses) if misses else 0.0
 
 
-def model_choice(model_path, frames, labelled, count, score_threshold):
-    """The next_frames stage's choice, by the model at ``model_path``, among the frames not labelled yet."""
-    card, model = load_checked_model(model_path)
-    chosen = next_frames.choose_frames(frame_reader(model, card), list(frames.values()), labelled, count,
-                                       score_threshold)
+def model_choice(read, frames, labelled, count, score_threshold):
+    """The next_frames stage's choice, by the model that ``read`` runs, among the frames not labelled yet."""
+    chosen = next_frames.choose_frames(read, list(frames.values()), labelled, count, score_threshold)
     return {frame_id(path) for (*_, path), _, _ in chosen}
 
 
@@ -183,7 +182,7 @@ def first_round(seed, frames, videos, args, config, base, work):
     voc = voc_for(labelled, frames, work / "first")
     settings = Settings.from_config({**base, "seed": seed, "epochs": args.first_epochs, "steps": args.steps})
     model_path, snapshot, cpu = train_round(voc, work / "first", settings, config)
-    map50, map5095 = test_maps(model_path, voc, config)
+    map50, map5095, _, _ = test_maps(model_path, voc, config)
     print(f"seed {seed}, first round (all strategies): {len(labelled)} labels, test mAP@0.5 {map50:.3f}, "
           f"mAP@[.5:.95] {map5095:.3f} ({cpu:.0f} CPU-s)", flush=True)
     return {"labelled": labelled, "model": model_path, "snapshot": snapshot,
@@ -195,6 +194,8 @@ def run_strategy(name, seed, first, frames, videos, args, config, base, work):
     the last model missed on the frames added; None for the first round)]."""
     labelled, model_path, snapshot = set(first["labelled"]), first["model"], first["snapshot"]
     rounds = [first["round"]]
+    card, model = load_checked_model(model_path)
+    read = frame_reader(model, card)
     generator = random.Random(seed)
     for number in range(2, args.rounds + 1):
         if rounds[-1][1] >= args.target:
@@ -204,8 +205,8 @@ def run_strategy(name, seed, first, frames, videos, args, config, base, work):
         elif name == "random":
             added = set(generator.sample(sorted(set(frames) - labelled), args.per_round))
         else:
-            added = model_choice(model_path, frames, labelled, args.per_round, config["prelabel"]["score_threshold"])
-        miss = missed(model_path, added, frames, config["classes"])
+            added = model_choice(read, frames, labelled, args.per_round, config["prelabel"]["score_threshold"])
+        miss = missed(read, added, frames, config["classes"])
         labelled |= added
         folder = work / f"{name}{seed}_{number}"
         voc = voc_for(labelled, frames, folder)
@@ -213,7 +214,8 @@ def run_strategy(name, seed, first, frames, videos, args, config, base, work):
                                          "steps": args.steps, "warmup_steps": args.warmup,
                                          "learning_rate": args.learning_rate})
         model_path, snapshot, cpu = train_round(voc, folder, settings, config)
-        map50, map5095 = test_maps(model_path, voc, config)
+        map50, map5095, card, model = test_maps(model_path, voc, config)
+        read = frame_reader(model, card)
         rounds.append((len(labelled), map50, map5095, cpu, miss))
         print(f"seed {seed}, {name} round {number}: {len(labelled)} labels (the last model missed {miss:.2f} on those "
               f"added), test mAP@0.5 {map50:.3f}, mAP@[.5:.95] {map5095:.3f} ({cpu:.0f} CPU-s)", flush=True)
