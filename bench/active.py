@@ -18,9 +18,10 @@ training frames are chosen. A strategy stops once its test mAP@0.5 reaches the t
 With a handful of labels a model's test mAP moves by tenths with its training seed alone, so the whole
 experiment runs once per seed (``--seeds``: the training seed of every round and the random strategy's
 draw). The seeds' first rounds, then each seed's strategies, run side by side in ``--workers`` processes
-(default: one per CPU core, each training on its share of the cores). On 2 cores two one-thread trainings
-are no faster than one two-thread training; the gain is in the evaluation, conversion and frame scoring
-between trainings, which use one core. A seed's figures repeat for the same number of threads per worker.
+(default: one per CPU core, each training on its share of the cores), which end with the bench. On 2 cores
+two one-thread trainings are no faster than one two-thread training; the gain is in the evaluation,
+conversion and frame scoring between trainings, which use one core. A seed's figures repeat for the same
+number of threads per worker.
 
 Printed: per seed and round the labels used, test mAP@0.5 and mAP@[.5:.95], and how much the last model
 missed on the frames the round added (the mean over their true boxes of 1 - the best score x IoU of the
@@ -34,6 +35,7 @@ Needs the demo's outputs (frames, truth, dataset and splits): ``snakemake --core
     .venv/bin/python bench/active.py [--seeds 1 2 3] [--first 1] [--per-round 3] [--rounds 5] [--workers 2]
 """
 import argparse
+import ctypes
 import csv
 import json
 import math
@@ -42,6 +44,7 @@ import os
 import random
 import resource
 import shutil
+import signal
 import statistics
 import tempfile
 import time
@@ -68,6 +71,17 @@ from machine import REPO, VOC, cpu_model, project_config
 
 STRATEGIES = ("today", "random", "new")
 RESULTS = REPO / "results"
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when the process that started it ends
+
+
+def start_worker(threads, bench):
+    """A worker's set-up: end with the ``bench`` process (killed by its PID, it would otherwise leave its
+    workers running), then train on ``threads`` CPU threads."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != bench:  # the bench ended before the line above
+        os._exit(1)
+    setup_device(threads)
 
 
 def split_videos(split):
@@ -257,8 +271,8 @@ def main():
           f"{len(videos)} training videos to choose from; val and test: the demo's own splits", flush=True)
     started = time.time()
     with tempfile.TemporaryDirectory() as temporary, ProcessPoolExecutor(
-            args.workers, mp_context=multiprocessing.get_context("spawn"), initializer=setup_device,
-            initargs=(threads,)) as workers:
+            args.workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
+            initargs=(threads, os.getpid())) as workers:
         firsts = {workers.submit(first_round, seed, frames, videos, args, config, base,
                                  Path(temporary) / f"seed{seed}"): seed for seed in args.seeds}
         strategies = {}
