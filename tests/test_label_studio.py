@@ -300,8 +300,10 @@ def project(tmp_path_factory):
 
 
 def script_env(project):
+    """The scripts' environment, as from a terminal 80 columns wide: COLUMNS narrows what `ps` prints, and the
+    server's command line (its state folder in the test's temporary path) is longer."""
     return {**os.environ, "DETFLOW_LABEL_STUDIO_VENV": str(VENV), "DETFLOW_LABEL_STUDIO_DIR": str(project.state),
-            "DETFLOW_LABEL_STUDIO_ROOT": str(project.root)}
+            "DETFLOW_LABEL_STUDIO_ROOT": str(project.root), "COLUMNS": "80"}
 
 
 def exported(stdout):

@@ -27,7 +27,8 @@ owned_pid() {
     pid=$(cat "$pid_file")
     port=$(cat "$port_file")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    command=$(ps -o args= -p "$pid" 2>/dev/null) || return 1
+    # -ww: the whole command line, however narrow COLUMNS says the terminal is
+    command=$(ps -ww -o args= -p "$pid" 2>/dev/null) || return 1
     case $command in
     *"$venv/bin/label-studio start "*"--port $port "*) echo "$pid" ;;
     *) return 1 ;;
