@@ -177,6 +177,20 @@ def annotation_files(wildcards):
         return []
 
 
+def draft_model(wildcards):
+    """labelling.draft_model, the model that exists, for the rules that help to label. Read while planning: a model
+    not there yet (or not one the convert stage wrote) stops the run before any job, saying how to get one, not
+    after the failed job's command."""
+    from detflow.lib.model.card import read_card  # h5py: only where such a rule is planned
+
+    path = config["labelling"]["draft_model"]
+    try:
+        read_card(path)
+    except InputError as error:
+        raise WorkflowError(f"labelling.draft_model: {error}")
+    return path
+
+
 FRAME_NAME = re.compile(r"(?P<video>.+)_\d{6}")  # frames are named <video>_<index:06d>
 
 

@@ -20,7 +20,7 @@ rule drafts:
         "../envs/training.yaml"
     threads: 2
     params:
-        model=config["labelling"]["draft_model"],
+        model=draft_model,
         annotations=annotations_dir(),
         classes=",".join(config["classes"]),
         options=cli_options(config["prelabel"]),
@@ -54,7 +54,7 @@ rule next_frames:
         "../envs/training.yaml"
     threads: 2
     params:
-        model=config["labelling"]["draft_model"],
+        model=draft_model,
         annotations=annotations_dir(),
         classes=",".join(config["classes"]),
         batch=config["labelling"]["batch"],

@@ -45,7 +45,7 @@ rule label_studio_drafts:
         "../envs/training.yaml"
     threads: 2
     params:
-        model=config["labelling"]["draft_model"],
+        model=draft_model,
         annotations=annotations_dir(),
         classes=",".join(config["classes"]),
         root=config["label_studio"]["document_root"] or ".",

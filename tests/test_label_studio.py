@@ -244,11 +244,12 @@ def test_push_refuses_a_file_that_is_not_our_tasks_before_calling_the_server(tmp
         label_studio.LabelStudio("", "token")
 
 
-def test_label_studio_targets_never_wait_for_training(workflow_copy):
+def test_label_studio_targets_never_wait_for_training(workflow_copy, model_path):
     """The tasks need no model; their drafts come from the model that exists, so asking for them never
-    plans training (without a model yet, the job says in one line how to get one)."""
+    plans training (without a model yet, planning stops, saying how to get one: tests/test_drafts.py)."""
     jobs = workflow_copy.dry_run_jobs("label_studio")
     assert jobs["label_studio_tasks"] == 1 and "train" not in jobs and "label_studio_drafts" not in jobs
+    workflow_copy.set_config(labelling={"draft_model": str(model_path)})
     drafts = workflow_copy.dry_run_jobs("label_studio_drafts")
     assert drafts["label_studio_drafts"] == 1 and not {"train", "convert", "dataset"} & set(drafts)
 
