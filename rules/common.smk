@@ -179,13 +179,13 @@ def annotation_files(wildcards):
 
 def draft_model(wildcards):
     """labelling.draft_model, the model that exists, for the rules that help to label. Read while planning: a model
-    not there yet (or not one the convert stage wrote) stops the run before any job, saying how to get one, not
-    after the failed job's command."""
-    from detflow.lib.model.card import read_card  # h5py: only where such a rule is planned
+    not there yet (or not one the convert stage wrote, or one of other classes) stops the run before any job,
+    saying why, not after the failed job's command."""
+    from detflow.lib.model.card import check_classes, read_card  # h5py: only where such a rule is planned
 
     path = config["labelling"]["draft_model"]
     try:
-        read_card(path)
+        check_classes(read_card(path), path, config["classes"], "config.yaml's classes")
     except InputError as error:
         raise WorkflowError(f"labelling.draft_model: {error}")
     return path

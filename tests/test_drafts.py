@@ -175,9 +175,10 @@ def test_a_draft_model_of_other_classes_or_none_at_all_is_one_line(data, model_p
     assert not (tmp_path / "drafts").exists() and file_hashes(labels) == before
 
 
-def test_asking_for_drafts_with_no_model_yet_stops_before_any_job(workflow_copy, tmp_path):
-    """`snakemake drafts`, `next_frames` or `label_studio_drafts` with no model yet: refused while planning, naming
-    the setting and how to get a model, before any job has run."""
+def test_asking_for_drafts_with_no_model_yet_or_one_of_other_classes_stops_before_any_job(workflow_copy, model_path,
+                                                                                          tmp_path):
+    """`snakemake drafts`, `next_frames` or `label_studio_drafts` with no model yet, or with a model of other
+    classes: refused while planning, naming the setting and the reason, before any job has run."""
     missing = tmp_path / "no_model_yet.h5"
     workflow_copy.set_config(labelling={"draft_model": str(missing)})
     for target in ("drafts", "next_frames", "label_studio_drafts"):
@@ -185,4 +186,9 @@ def test_asking_for_drafts_with_no_model_yet_stops_before_any_job(workflow_copy,
         assert refused.returncode != 0
         assert (f"labelling.draft_model: {missing}: no model here yet (file not found or empty): `snakemake --cores "
                 "all` trains one") in refused.stdout
+    workflow_copy.set_config(labelling={"draft_model": str(model_path)}, classes=["wave", "point"])
+    refused = workflow_copy.snakemake("drafts", check=False)
+    assert refused.returncode != 0
+    assert (f"labelling.draft_model: {model_path}: was trained on the classes grab, drop (in label order), but "
+            "config.yaml's classes has wave, point") in refused.stdout
     assert not (workflow_copy.root / "results").exists()  # not even the demo's videos were made
