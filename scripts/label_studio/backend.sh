@@ -48,8 +48,7 @@ backend_pid() {
     pid=$(cat "$backend_pid_file")
     port=$(cat "$backend_port_file")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    # -ww: the whole command line, however narrow COLUMNS says the terminal is
-    command=$(ps -ww -o args= -p "$pid" 2>/dev/null) || return 1
+    command=$(command_line "$pid") || return 1
     case "$command " in
     *"-m detflow.label_studio_backend --port $port "*) echo "$pid" ;;
     *) return 1 ;;

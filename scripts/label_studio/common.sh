@@ -18,6 +18,12 @@ fail() {
     exit 1
 }
 
+# The whole command line of process $1 (-ww: however narrow COLUMNS says the
+# terminal is, ps would cut it there); fails when no such process runs.
+command_line() {
+    ps -ww -o args= -p "$1" 2>/dev/null
+}
+
 # The recorded PID, when that process is still the Label Studio server that
 # start.sh launched for this state folder (its command line names this
 # environment's label-studio and the recorded port); nothing otherwise.
@@ -27,8 +33,7 @@ owned_pid() {
     pid=$(cat "$pid_file")
     port=$(cat "$port_file")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    # -ww: the whole command line, however narrow COLUMNS says the terminal is
-    command=$(ps -ww -o args= -p "$pid" 2>/dev/null) || return 1
+    command=$(command_line "$pid") || return 1
     case $command in
     *"$venv/bin/label-studio start "*"--port $port "*) echo "$pid" ;;
     *) return 1 ;;
