@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from detflow import next_frames
+from detflow.lib.cli import InputError
 from detflow.lib.data.pascal_voc import read_annotation, write_annotation
 from detflow.lib.inference.detector import frame_reader
 from detflow.lib.labelling.frame_points import THUMBNAIL_SIZE, VIDEOS_APART, frame_points
@@ -177,3 +178,26 @@ def test_no_model_yet_is_one_line_saying_how_to_get_one(project, tmp_path):
         "writes results/model/inference.h5 (labelling.draft_model in config.yaml may name another for drafts "
         "and next frames)")
     assert not (tmp_path / "added").exists()
+
+
+def test_a_report_that_is_not_next_frames_is_refused_and_kept(tmp_path):
+    """The rounds are numbered from the report; one edited in a spreadsheet or written by another version is
+    named with its reason before anything is chosen, and left as it is."""
+    report = tmp_path / "next_frames.csv"
+    assert next_frames.next_round(report) == 1
+    report.write_text("")
+    assert next_frames.next_round(report) == 1
+    header = ",".join(next_frames.REPORT_COLUMNS)
+    next_frames._append_csv(report, next_frames.REPORT_COLUMNS, [(1, 1, "a")])  # an empty report gets its header
+    assert report.read_text() == f"{header}\n1,1,a\n"
+    report.write_text(f"{header}\n1,1,a\n\n2,1,b\n")
+    assert next_frames.next_round(report) == 3
+    for text, why in ((f"{header}\n1,1,a\nround 2,1,b\n", "line 3: round 'round 2' is not a whole number"),
+                      ("round;rank;video\n1;1;a\n", "is not next_frames' report (its columns are not round,rank,"),
+                      (b"\xff\xfe r\x00", "cannot be read (")):
+        (report.write_bytes if isinstance(text, bytes) else report.write_text)(text)
+        with pytest.raises(InputError) as error:
+            next_frames.next_round(report)
+        assert str(error.value).startswith(f"{report}: {why}")
+        assert str(error.value).endswith("rename it to keep it, and the next round starts a new report")
+        assert (report.read_bytes() if isinstance(text, bytes) else report.read_text()) == text

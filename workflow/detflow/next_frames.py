@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 REPORT_COLUMNS = ("round", "rank", "video", "frame_index", "timestamp_s", "file", "score", "uncertainty",
                   "score_entropy", "mirror_disagreement", "novelty", "boxes")
+KEEP_REPORT = "rename it to keep it, and the next round starts a new report"
 
 
 def kept_frames(manifests, frame_dirs):
@@ -92,17 +93,30 @@ def choose_frames(read, frames, taken, batch, score_threshold):
 def _append_csv(path, columns, rows):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    existing = path.read_text() if path.is_file() else ",".join(columns) + "\n"
+    existing = path.read_text().rstrip("\n") if path.is_file() else ""
     lines = [",".join(str(value) for value in row) for row in rows]
-    write_atomically(path, existing + "".join(line + "\n" for line in lines))
+    write_atomically(path, "".join(line + "\n" for line in [existing or ",".join(columns), *lines]))
 
 
 def next_round(report):
-    """The number of the next round of the report (1 for a new one)."""
-    if not Path(report).is_file():
+    """The number of the next round of the report (1 for a new or empty one); InputError for a report that
+    is not one (edited, or written by another version), which is never overwritten."""
+    report = Path(report)
+    if not report.is_file():
         return 1
-    with open(report, newline="") as stream:
-        return 1 + max((int(row["round"]) for row in csv.DictReader(stream)), default=0)
+    try:
+        with open(report, newline="") as stream:
+            reader = csv.reader(stream)
+            lines = [(reader.line_num, line) for line in reader if line]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(report, f"cannot be read ({error}); {KEEP_REPORT}") from None
+    if lines and lines[0][1] != list(REPORT_COLUMNS):
+        raise InputError(report, f"is not next_frames' report (its columns are not {','.join(REPORT_COLUMNS)}); "
+                                 + KEEP_REPORT)
+    for number, (first, *_) in lines[1:]:
+        if not first.isdigit():
+            raise InputError(report, f"line {number}: round {first!r} is not a whole number; {KEEP_REPORT}")
+    return 1 + max((int(first) for _, (first, *_) in lines[1:]), default=0)
 
 
 def next_frames(read, card, *, manifests, frame_dirs, selections, selection_frame_dirs, annotations_dir,
