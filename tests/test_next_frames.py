@@ -193,6 +193,7 @@ def test_a_report_that_is_not_next_frames_is_refused_and_kept(tmp_path):
     report.write_text(f"{header}\n1,1,a\n\n2,1,b\n")
     assert next_frames.next_round(report) == 3
     for text, why in ((f"{header}\n1,1,a\nround 2,1,b\n", "line 3: round 'round 2' is not a whole number"),
+                      (f"{header}\n\u00b2,1,a\n", "line 2: round '\u00b2' is not a whole number"),
                       ("round;rank;video\n1;1;a\n", "is not next_frames' report (its columns are not round,rank,"),
                       (b"\xff\xfe r\x00", "cannot be read (")):
         (report.write_bytes if isinstance(text, bytes) else report.write_text)(text)

@@ -114,7 +114,7 @@ def next_round(report):
         raise InputError(report, f"is not next_frames' report (its columns are not {','.join(REPORT_COLUMNS)}); "
                                  + KEEP_REPORT)
     for number, (first, *_) in lines[1:]:
-        if not first.isdigit():
+        if not first.isdecimal():  # what int() reads (isdigit also takes "²")
             raise InputError(report, f"line {number}: round {first!r} is not a whole number; {KEEP_REPORT}")
     return 1 + max((int(first) for _, (first, *_) in lines[1:]), default=0)
 
