@@ -62,18 +62,6 @@ report() {
     echo "export LABEL_STUDIO_ML_BACKEND_PID=$pid"
 }
 
-healthy() {
-    "$python" - "$1" <<'PY'
-import sys, urllib.request
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # our own loopback server: never via a proxy
-try:
-    with opener.open(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=2) as response:
-        sys.exit(0 if response.status == 200 else 1)
-except Exception:
-    sys.exit(1)
-PY
-}
-
 configured_port() {
     (cd "$project" && "$python" -c \
         'from detflow.lib.config import project_config; print(project_config()["label_studio"]["backend_port"])')
@@ -116,7 +104,7 @@ start() {
             fail "the ML backend did not start${reason:+: ${reason#error: }}"
         fi
         # Its own socket, not another program's on that port, and the model loaded.
-        if listening "$pid" | grep -qxF "127.0.0.1:$port" && healthy "$port"; then
+        if listening "$pid" | grep -qxF "127.0.0.1:$port" && answers_ok "http://127.0.0.1:$port/health" 2; then
             break
         fi
         if [ "$waited" -ge "$wait_s" ]; then

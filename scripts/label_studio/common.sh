@@ -1,6 +1,6 @@
 # Shared by start.sh, stop.sh and backend.sh: where the servers' state lives,
-# how to tell that a recorded PID is still the server start.sh launched, and
-# what a process listens on.
+# how to tell that a recorded PID is still the server start.sh launched, what
+# a process listens on and whether a server answers.
 project=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 venv=${DETFLOW_LABEL_STUDIO_VENV:-$project/.venv-label-studio}
 state=${DETFLOW_LABEL_STUDIO_DIR:-$project/.label-studio}
@@ -38,6 +38,20 @@ owned_pid() {
     *"$venv/bin/label-studio start "*"--port $port "*) echo "$pid" ;;
     *) return 1 ;;
     esac
+}
+
+# Whether $1, a URL of one of our own loopback servers, answers 200 within $2
+# seconds. Run by the caller's $python.
+answers_ok() {
+    "$python" - "$1" "$2" <<'PY'
+import sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # our own loopback server: never via a proxy
+try:
+    with opener.open(sys.argv[1], timeout=float(sys.argv[2])) as response:
+        sys.exit(0 if response.status == 200 else 1)
+except Exception:
+    sys.exit(1)
+PY
 }
 
 # Addresses (host:port) on which process $1 listens for TCP connections,

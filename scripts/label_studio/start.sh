@@ -63,18 +63,6 @@ report() {
     echo "export LABEL_STUDIO_PID=$pid"
 }
 
-answers() {
-    "$python" - "$1" <<'PY'
-import sys, urllib.request
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # our own loopback server: never via a proxy
-try:
-    with opener.open(f"http://127.0.0.1:{sys.argv[1]}/health/", timeout=5) as response:
-        sys.exit(0 if response.status == 200 else 1)
-except Exception:
-    sys.exit(1)
-PY
-}
-
 # Whether Label Studio on port $1 accepts the token of credentials.env.
 token_works() {
     "$python" - "$1" "$(sed -n 's/^LABEL_STUDIO_USER_TOKEN=//p' "$credentials")" <<'PY'
@@ -152,7 +140,7 @@ for ((waited = 0; ; waited++)); do
         rm -f "$pid_file" "$port_file"
         fail "Label Studio exited during start-up (log: $log_file)"
     fi
-    answers "$port" && break
+    answers_ok "http://127.0.0.1:$port/health/" 5 && break
     if [ "$waited" -ge "$wait_s" ]; then
         tail -n 20 "$log_file" >&2
         "$(dirname "$0")/stop.sh"
