@@ -67,7 +67,7 @@ from detflow.lib.metrics.boxes import iou_matrix
 from detflow.lib.model.device import setup_device
 from detflow.lib.training.settings import Settings
 from detflow.train import train
-from machine import REPO, VOC, cpu_model, project_config
+from machine import REPO, VOC, cpu_model, project_config, require_demo_dataset
 
 STRATEGIES = ("today", "random", "new")
 RESULTS = REPO / "results"
@@ -260,8 +260,7 @@ def main():
     args = parser.parse_args()
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    if not (VOC / "ImageSets" / "Main" / "test.txt").is_file():
-        raise SystemExit(f"{VOC} is missing: build it with `snakemake --cores all results/voc/splits.json`")
+    require_demo_dataset()
     config = project_config()
     base = {key: value for key, value in config["train"].items() if key not in ("variants",)}
     videos = split_videos("train")

@@ -21,7 +21,6 @@ share of the step's CPU is its CPU-seconds over live's.
 import argparse
 import os
 import statistics
-import sys
 import time
 
 import tf_keras
@@ -31,7 +30,7 @@ from detflow.lib.model.device import setup_device
 from detflow.lib.training.data import EpochOfSteps, training_generators
 from detflow.lib.training.model import new_model
 from detflow.lib.training.settings import Settings
-from machine import VOC, project_config
+from machine import VOC, project_config, require_demo_dataset
 
 
 def cpu_seconds():
@@ -57,8 +56,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    if not (VOC / "ImageSets" / "Main" / "train.txt").is_file():
-        sys.exit(f"{VOC} is missing: build it with `snakemake --cores 2 results/voc/splits.json`")
+    require_demo_dataset()
     # Imported here, after detflow: it does `from tensorflow import keras`, which must come after detflow/__init__.py
     # has set TF_USE_LEGACY_KERAS (sorted with the third-party imports above, it would come first).
     from keras_retinanet.utils.anchors import make_shapes_callback

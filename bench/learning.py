@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from machine import REPO, VOC, cpu_model, project_config
+from machine import REPO, VOC, cpu_model, project_config, require_demo_dataset
 
 CONTENDERS = {
     "today": {"epochs": 10, "steps": 100, "batch_size": 8, "learning_rate": 0.002, "lr_schedule": "cosine",
@@ -143,8 +143,7 @@ def main():
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="a train setting for the new recipe, e.g. ema_momentum=0.99 (YAML value)")
     args = parser.parse_args()
-    if not (VOC / "ImageSets" / "Main" / "test.txt").is_file():
-        sys.exit(f"{VOC} is missing: build it with `snakemake --cores 2 results/voc/splits.json`")
+    require_demo_dataset()
     config = project_config()
     base = {key: value for key, value in config["train"].items()
             if key not in ("threads", "mem_mb", "runtime", "variants")}

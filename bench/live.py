@@ -18,7 +18,6 @@ The machine may be shared: the load average is printed with the CPU model.
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from detflow.lib.inference.detector import Detector, load_inference_model
 from detflow.lib.inference.events import EventSettings
 from detflow.lib.model.card import read_card
 from detflow.lib.model.device import setup_device
-from machine import MODEL, cpu_model, project_config
+from machine import MODEL, cpu_model, project_config, require_model
 
 
 def detector_alone(detector, video):
@@ -66,9 +65,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    if not args.model.is_file():
-        sys.exit(f"{args.model} is missing: train a model first, e.g. "
-                 ".venv/bin/snakemake --cores 2 results/model/inference.h5, or pass --model")
+    require_model(args.model)
     config = project_config()
     card = read_card(args.model)
     device = setup_device(args.threads)

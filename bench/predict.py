@@ -39,7 +39,7 @@ from detflow.lib.metrics.detection_match import compare
 from detflow.lib.model import retinanet
 from detflow.lib.model.card import read_card
 from detflow.lib.model.device import setup_device
-from machine import MODEL, project_config
+from machine import MODEL, project_config, require_model
 
 
 def tutorial(model, video, out_video, preprocess_image, classes, *, image_min_side, image_max_side, score_threshold):
@@ -90,9 +90,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    if not args.model.is_file():
-        sys.exit(f"{args.model} is missing: train a model first, e.g. "
-                 ".venv/bin/snakemake --cores 2 results/model/inference.h5, or pass --model")
+    require_model(args.model)
     config = project_config()
     events = EventSettings.from_config(config["events"])  # the gesture events predict_video also finds
     card = read_card(args.model)

@@ -28,7 +28,6 @@ The model is the trained one: ``--model``, or the workflow's own ``results/model
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,7 +45,7 @@ from detflow.lib.metrics.detection_match import compare
 from detflow.lib.model.card import read_card
 from detflow.lib.model.device import setup_device
 from detflow.lib.model.runtimes import FORMAT_FILES, FORMATS, load_exported
-from machine import MODEL, VOC, cpu_model, project_config
+from machine import MODEL, VOC, cpu_model, project_config, require_model
 
 TARGET = 3.2
 ACCURACY_TOLERANCE = 0.01  # test mAP an int8 model may lose against the float one
@@ -108,9 +107,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     model_path = args.model
-    if not model_path.is_file():
-        sys.exit(f"{model_path} is missing: run the workflow first (`.venv/bin/snakemake --cores all`), "
-                 "or pass --model with a trained inference model")
+    require_model(model_path)
     config = project_config()
     batch_size = args.batch_size or config["predict"]["batch_size"]
     threshold = config["predict"]["score_threshold"] if args.score_threshold is None else args.score_threshold

@@ -38,12 +38,11 @@ from pathlib import Path
 
 from detflow.lib.data.pascal_voc import read_annotation
 from detflow.lib.data.voc_tree import VocTree, read_classes
-from machine import REPO, VOC
+from machine import REPO, VOC, require_demo_dataset
 
 TARGET_RATIO = 1.0  # by medians: nothing in our loop may cost more than keras-retinanet's own
 LIBRARY_COMMAND = ("import sys; from detflow.lib.model import retinanet; retinanet.use_tf_keras_as_keras(); "
                    "from keras_retinanet.bin.train import main; main(sys.argv[1:])")
-VOC_COMMAND = ".venv/bin/snakemake --cores all results/voc/splits.json"  # what writes the demo's dataset
 
 
 def spread(items, count):
@@ -116,8 +115,7 @@ def main():
     args = parser.parse_args()
     if min(args.train_images, args.val_images) < 1:
         parser.error("--train-images and --val-images must be at least 1")
-    if not all(VocTree(VOC).split_file(split).is_file() for split in ("train", "val")):
-        sys.exit(f"{VOC} is missing: build the demo's dataset with `{VOC_COMMAND}`")
+    require_demo_dataset()
 
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
