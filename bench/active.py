@@ -30,9 +30,14 @@ strategy's mean test mAP@0.5 over the later rounds (how high its learning curve 
 target); per strategy the labels it first reaches the target with, for each seed and their median; and the
 ratio of the medians new / today (target: at most 0.6).
 
+``--bound K`` also trains, per seed, K random batches of the second round, each as a later round is trained,
+and prints the best one's test mAP@0.5: how far a choice of that round's frames got when it was picked by
+the test split itself, which no strategy can see (an optimistic bound, not a strategy).
+
 Needs the demo's outputs (frames, truth, dataset and splits): ``snakemake --cores all results/voc/splits.json``.
 
     .venv/bin/python bench/active.py [--seeds 1 2 3] [--first 1] [--per-round 3] [--rounds 5] [--workers 2]
+                                     [--only today random new] [--bound K]
 """
 import argparse
 import ctypes
@@ -203,6 +208,28 @@ def first_round(seed, frames, videos, args, config, base, work):
             "round": (len(labelled), map50, map5095, cpu, None)}
 
 
+def later_round(labelled, snapshot, seed, frames, args, config, base, folder):
+    """Train the ``labelled`` frames from ``snapshot`` for a later round's budget and test the result:
+    (best snapshot, CPU-s, test mAP@0.5, mAP@[.5:.95], the model's card, the model)."""
+    voc = voc_for(labelled, frames, folder)
+    settings = Settings.from_config({**base, "seed": seed, "weights": str(snapshot), "epochs": args.epochs,
+                                     "steps": args.steps, "warmup_steps": args.warmup,
+                                     "learning_rate": args.learning_rate})
+    model_path, snapshot, cpu = train_round(voc, folder, settings, config)
+    return (snapshot, cpu, *test_maps(model_path, voc, config))
+
+
+def bound_batch(draw, seed, first, frames, args, config, base, work):
+    """Test mAP@0.5 after the second round with the ``draw``-th random batch in place of a strategy's."""
+    generator = random.Random(1000 * seed + draw)
+    added = generator.sample(sorted(set(frames) - first["labelled"]), args.per_round)
+    _, cpu, map50, *_ = later_round(first["labelled"] | set(added), first["snapshot"], seed, frames, args, config,
+                                    base, work / f"bound{seed}_{draw}")
+    print(f"seed {seed}, bound batch {draw}: {' '.join(sorted(added))}, test mAP@0.5 {map50:.3f} ({cpu:.0f} CPU-s)",
+          flush=True)
+    return map50
+
+
 def run_strategy(name, seed, first, frames, videos, args, config, base, work):
     """One strategy's rounds from the shared first round: [(labels, mAP@0.5, mAP@[.5:.95], CPU-s, how much
     the last model missed on the frames added; None for the first round)]."""
@@ -222,13 +249,8 @@ def run_strategy(name, seed, first, frames, videos, args, config, base, work):
             added = model_choice(read, frames, labelled, args.per_round, config["prelabel"]["score_threshold"])
         miss = missed(read, added, frames, config["classes"])
         labelled |= added
-        folder = work / f"{name}{seed}_{number}"
-        voc = voc_for(labelled, frames, folder)
-        settings = Settings.from_config({**base, "seed": seed, "weights": str(snapshot), "epochs": args.epochs,
-                                         "steps": args.steps, "warmup_steps": args.warmup,
-                                         "learning_rate": args.learning_rate})
-        model_path, snapshot, cpu = train_round(voc, folder, settings, config)
-        map50, map5095, card, model = test_maps(model_path, voc, config)
+        snapshot, cpu, map50, map5095, card, model = later_round(labelled, snapshot, seed, frames, args, config,
+                                                                 base, work / f"{name}{seed}_{number}")
         read = frame_reader(model, card)
         rounds.append((len(labelled), map50, map5095, cpu, miss))
         print(f"seed {seed}, {name} round {number}: {len(labelled)} labels (the last model missed {miss:.2f} on those "
@@ -255,11 +277,13 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
                         help="training seeds (and random draws): the whole experiment runs once per seed")
     parser.add_argument("--only", nargs="*", choices=STRATEGIES, default=list(STRATEGIES))
+    parser.add_argument("--bound", type=int, default=0, metavar="K",
+                        help="also train K random batches of the second round per seed; print the best's test mAP")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="processes training side by side, each on cores / workers threads")
     args = parser.parse_args()
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
+    if args.workers < 1 or args.bound < 0:
+        parser.error("--workers must be at least 1 and --bound at least 0")
     require_demo_dataset()
     config = project_config()
     base = {key: value for key, value in config["train"].items() if key not in ("variants",)}
@@ -274,16 +298,23 @@ def main():
             initargs=(threads, os.getpid())) as workers:
         firsts = {workers.submit(first_round, seed, frames, videos, args, config, base,
                                  Path(temporary) / f"seed{seed}"): seed for seed in args.seeds}
-        strategies = {}
+        strategies, bounds = {}, {}
         for done in as_completed(firsts):
-            seed = firsts[done]
+            seed, work = firsts[done], Path(temporary) / f"seed{firsts[done]}"
             for name in args.only:
                 strategies[seed, name] = workers.submit(run_strategy, name, seed, done.result(), frames, videos, args,
-                                                        config, base, Path(temporary) / f"seed{seed}")
+                                                        config, base, work)
+            for draw in range(args.bound):
+                bounds[seed, draw] = workers.submit(bound_batch, draw, seed, done.result(), frames, args, config,
+                                                    base, work)
         results = {seed: {name: strategies[seed, name].result() for name in args.only} for seed in args.seeds}
-    report(results, args)
-    print(json.dumps({"rounds": results, "minutes": round((time.time() - started) / 60, 1), "workers": args.workers,
-                      "threads_per_worker": threads}))
+        bound = {seed: [bounds[seed, draw].result() for draw in range(args.bound)] for seed in args.seeds}
+    if args.only:
+        report(results, args)
+    if args.bound:
+        report_bound(bound, results, args)
+    print(json.dumps({"rounds": results, "bound": bound, "minutes": round((time.time() - started) / 60, 1),
+                      "workers": args.workers, "threads_per_worker": threads}))
 
 
 def report(results, args):
@@ -310,6 +341,15 @@ def report(results, args):
         print(f"{name:<8} seeds {' '.join(str(labels or '-') for labels in needed)}: median {median}")
     if "new" in medians and "today" in medians:
         print(f"labels new / today (medians, target <= 0.6): {ratio(medians['new'], medians['today'], results, args)}")
+
+
+def report_bound(bound, results, args):
+    """Per seed the best and median test mAP@0.5 of the random batches, beside each strategy's second round."""
+    print(f"\nbound: test mAP@0.5 after the second round with {args.bound} random batches, picked by the test "
+          "split (no strategy can see it)")
+    for seed, maps in bound.items():
+        ran = ", ".join(f"{name} {rounds[1][1]:.3f}" for name, rounds in results[seed].items() if rounds[1:])
+        print(f"seed {seed}: best {max(maps):.3f}, median {statistics.median(maps):.3f}" + (f"; {ran}" if ran else ""))
 
 
 def curve_means(strategies):
