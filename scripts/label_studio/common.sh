@@ -41,13 +41,15 @@ owned_pid() {
 }
 
 # Whether $1, a URL of one of our own loopback servers, answers 200 within $2
-# seconds. Run by the caller's $python.
+# seconds; with $3, asked with that API token. Run by the caller's $python.
 answers_ok() {
-    "$python" - "$1" "$2" <<'PY'
+    "$python" - "$@" <<'PY'
 import sys, urllib.request
+url, timeout, *token = sys.argv[1:]
+request = urllib.request.Request(url, headers={"Authorization": f"Token {token[0]}"} if token else {})
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # our own loopback server: never via a proxy
 try:
-    with opener.open(sys.argv[1], timeout=float(sys.argv[2])) as response:
+    with opener.open(request, timeout=float(timeout)) as response:
         sys.exit(0 if response.status == 200 else 1)
 except Exception:
     sys.exit(1)

@@ -65,16 +65,7 @@ report() {
 
 # Whether Label Studio on port $1 accepts the token of credentials.env.
 token_works() {
-    "$python" - "$1" "$(sed -n 's/^LABEL_STUDIO_USER_TOKEN=//p' "$credentials")" <<'PY'
-import sys, urllib.request
-request = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/api/current-user/whoami",
-                                 headers={"Authorization": f"Token {sys.argv[2]}"})
-try:
-    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=10) as response:
-        sys.exit(0 if response.status == 200 else 1)
-except Exception:
-    sys.exit(1)
-PY
+    answers_ok "http://127.0.0.1:$1/api/current-user/whoami" 10 "$(sed -n 's/^LABEL_STUDIO_USER_TOKEN=//p' "$credentials")"
 }
 
 free_port() {
